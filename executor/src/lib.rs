@@ -1,0 +1,477 @@
+//! The deterministic executor core behind `commonware-runtime`.
+//!
+//! A single-threaded, round-based executor over virtual time. It knows
+//! nothing of networks, files or the runtime traits: backends build those on
+//! top of [`Core`] (spawn, abort, sleep, random numbers, audit events).
+//!
+//! # The run loop
+//! Each round: check the timeout; take the ready set (tasks held back by
+//! the strategy last round, then tasks woken since, in wake order); let the
+//! [`Strategy`] choose which of them run and in what order; poll each once;
+//! advance virtual time by `cycle`; if nothing is ready, jump to the next
+//! timer deadline; fire due timers (deadline order, ties in registration
+//! order); if nothing is ready and no timer is pending, the run has stalled.
+//! [`Executor::run`] returns as soon as the root task completes.
+//!
+//! # Invariants
+//! * Nothing here reads the wall clock, an address or a thread id to make a
+//!   decision: the seed (through the strategy) and the program decide
+//!   everything, so the same program and seed give the same run.
+//! * No task is polled unless woken, and each woken task is polled at most
+//!   once per round. A wake of a finished or aborted task does nothing.
+//! * Futures and wakers are never dropped or called while the state lock is
+//!   held (their code may call back into the executor).
+//! * Virtual time never goes backwards.
+
+mod arena;
+pub mod digest;
+mod scheduler;
+mod timer;
+mod waker;
+
+pub use arena::{BoxFuture, TaskId};
+pub use digest::Digest;
+pub use scheduler::{below, shuffle, Strategy, Uniform};
+
+use arena::Arena;
+use parking_lot::Mutex;
+use std::{
+    any::Any,
+    fmt::Write as _,
+    future::Future,
+    panic::{catch_unwind, AssertUnwindSafe},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+use timer::{TimerId, Wheel};
+use waker::{ReadyQueue, WakerRef};
+
+/// How an executor runs.
+pub struct Config {
+    /// Virtual time (ns since the epoch) at which the run starts.
+    pub start: u64,
+    /// Virtual time added after every round (ns).
+    pub cycle: u64,
+    /// Virtual time at or after which a round panics with `runtime timeout`.
+    pub deadline: Option<u64>,
+    /// Who runs when, and where random numbers come from.
+    pub strategy: Box<dyn Strategy>,
+}
+
+/// Why a run ended without its root task completing.
+pub enum Failure {
+    /// A task panicked; `payload` is what it panicked with.
+    Panic {
+        /// Label of the task that panicked.
+        label: String,
+        /// The panic payload (re-raise with `resume_unwind`).
+        payload: Box<dyn Any + Send>,
+    },
+    /// Nothing could ever run again. The message starts with
+    /// `runtime stalled` and lists the pending tasks.
+    Stalled(String),
+    /// Virtual time reached the deadline. The message starts with
+    /// `runtime timeout`.
+    Timeout(String),
+}
+
+struct State {
+    arena: Arena,
+    wheel: Wheel,
+    now: u64,
+    strategy: Box<dyn Strategy>,
+    digest: Digest,
+    /// The task being polled, if any.
+    current: Option<TaskId>,
+    root: Option<TaskId>,
+    finished: bool,
+    polls: u64,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    queue: Arc<ReadyQueue>,
+    cycle: u64,
+    deadline: Option<u64>,
+}
+
+/// A cloneable handle to an executor's state: what backends and tasks use.
+#[derive(Clone)]
+pub struct Core {
+    shared: Arc<Shared>,
+}
+
+/// Owns the run loop of one executor.
+pub struct Executor {
+    core: Core,
+}
+
+impl Executor {
+    /// A new executor with no tasks.
+    pub fn new(config: Config) -> Self {
+        let state = State {
+            arena: Arena::default(),
+            wheel: Wheel::new(config.start),
+            now: config.start,
+            strategy: config.strategy,
+            digest: Digest::default(),
+            current: None,
+            root: None,
+            finished: false,
+            polls: 0,
+        };
+        Self::from_state(state, config.cycle, config.deadline)
+    }
+
+    fn from_state(state: State, cycle: u64, deadline: Option<u64>) -> Self {
+        Self {
+            core: Core {
+                shared: Arc::new(Shared {
+                    state: Mutex::new(state),
+                    queue: Arc::new(ReadyQueue::default()),
+                    cycle,
+                    deadline,
+                }),
+            },
+        }
+    }
+
+    /// The handle tasks and backends use.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// Runs `root` (labelled `label`) and every task it spawns until `root`
+    /// completes. Tasks still alive afterwards are dropped, so their
+    /// handles resolve.
+    pub fn run(&self, label: &str, root: BoxFuture) -> Result<(), Failure> {
+        let shared = &*self.core.shared;
+        let _enter = shared.queue.enter();
+        self.core.spawn(label.into(), root, true);
+        let result = self.run_loop();
+        self.core.clear();
+        result
+    }
+
+    fn run_loop(&self) -> Result<(), Failure> {
+        let shared = &*self.core.shared;
+        let mut batch: Vec<TaskId> = Vec::new();
+        let mut held: Vec<TaskId> = Vec::new();
+        let mut wakers: Vec<Waker> = Vec::new();
+        loop {
+            // Pick this round's tasks.
+            let run = {
+                let mut state = shared.state.lock();
+                if let Some(deadline) = shared.deadline {
+                    if state.now >= deadline {
+                        return Err(Failure::Timeout(format!(
+                            "runtime timeout: virtual time reached {:?} after the epoch",
+                            Duration::from_nanos(deadline)
+                        )));
+                    }
+                }
+                batch.clear();
+                batch.append(&mut held);
+                shared.queue.drain_into(&mut batch);
+                let run = state.strategy.schedule(&mut batch).min(batch.len());
+                state.digest.event(digest::kind::ROUND, run as u64);
+                run
+            };
+            held.extend_from_slice(&batch[run..]);
+
+            for &id in &batch[..run] {
+                if self.poll(id)? {
+                    return Ok(());
+                }
+            }
+
+            // Advance time, skip ahead when idle, fire due timers.
+            let pending_timers = {
+                let mut state = shared.state.lock();
+                let now = state.now.checked_add(shared.cycle).unwrap_or_else(|| {
+                    panic!(
+                        "virtual time overflowed (it is kept in u64 nanoseconds since the epoch)"
+                    )
+                });
+                let mut now = now;
+                if held.is_empty() && shared.queue.is_empty() {
+                    if let Some(next) = state.wheel.next_deadline() {
+                        now = now.max(next);
+                    }
+                }
+                state.now = now;
+                state.digest.event(digest::kind::TIME, now);
+                state.wheel.expire(now, &mut wakers);
+                state.wheel.len()
+            };
+            wakers.drain(..).for_each(Waker::wake);
+
+            if held.is_empty() && pending_timers == 0 && shared.queue.is_empty() {
+                return Err(Failure::Stalled(self.core.stall_report()));
+            }
+        }
+    }
+
+    /// Polls one task. Returns whether it was the root and it completed.
+    fn poll(&self, id: TaskId) -> Result<bool, Failure> {
+        let shared = &*self.core.shared;
+        let mut task = {
+            let mut state = shared.state.lock();
+            let now = state.now;
+            // Stale ids (tasks aborted after being woken) are skipped.
+            let Some(slot) = state.arena.get_mut(id) else {
+                return Ok(false);
+            };
+            let Some(task) = slot.task.take() else {
+                return Ok(false);
+            };
+            slot.last_polled = now;
+            state.current = Some(id);
+            state.polls += 1;
+            state.digest.event(digest::kind::POLL, id.seq());
+            task
+        };
+
+        task.header.clear_queued();
+        let result = {
+            let waker = WakerRef::new(&task.header);
+            let mut cx = Context::from_waker(&waker);
+            catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)))
+        };
+
+        let mut state = shared.state.lock();
+        state.current = None;
+        match result {
+            Ok(Poll::Pending) => {
+                let slot = state.arena.get_mut(id).expect("polled task left the arena");
+                if slot.aborted {
+                    let slot = state.arena.remove(id);
+                    drop(state);
+                    drop((slot, task));
+                } else {
+                    slot.task = Some(task);
+                }
+                Ok(false)
+            }
+            Ok(Poll::Ready(())) => {
+                let slot = state.arena.remove(id);
+                state.digest.event(digest::kind::FINISH, id.seq());
+                let root = state.root == Some(id);
+                if root {
+                    state.finished = true;
+                }
+                drop(state);
+                drop((slot, task));
+                Ok(root)
+            }
+            Err(payload) => {
+                let slot = state.arena.remove(id);
+                drop(state);
+                let label = slot.map(|s| s.label.to_string()).unwrap_or_default();
+                drop(task);
+                Err(Failure::Panic { label, payload })
+            }
+        }
+    }
+}
+
+impl Core {
+    /// Current virtual time in nanoseconds since the epoch.
+    pub fn now(&self) -> u64 {
+        self.shared.state.lock().now
+    }
+
+    /// Spawns a task; it runs in a later round of the loop. `root` marks the
+    /// task whose completion ends [`Executor::run`].
+    pub fn spawn(&self, label: Arc<str>, future: BoxFuture, root: bool) -> TaskId {
+        let id = {
+            let mut state = self.shared.state.lock();
+            let now = state.now;
+            let id = state.arena.insert(label, future, &self.shared.queue, now);
+            if root {
+                state.root = Some(id);
+            }
+            let label = &state.arena.get(id).expect("just inserted").label.clone();
+            state
+                .digest
+                .event_bytes(digest::kind::SPAWN, id.seq(), label.as_bytes());
+            id
+        };
+        self.shared.queue.push(id);
+        id
+    }
+
+    /// Label of the task being polled right now, if any.
+    pub fn current_label(&self) -> Option<Arc<str>> {
+        let state = self.shared.state.lock();
+        let id = state.current?;
+        state.arena.get(id).map(|slot| slot.label.clone())
+    }
+
+    /// Aborts a task: its future is dropped (at once, or right after its
+    /// current poll if it is aborting itself). Returns false if the task had
+    /// already finished.
+    pub fn abort(&self, id: TaskId) -> bool {
+        let removed = {
+            let mut state = self.shared.state.lock();
+            if state.arena.get(id).is_none() {
+                return false;
+            }
+            state.digest.event(digest::kind::ABORT, id.seq());
+            let slot = state.arena.get_mut(id).expect("checked above");
+            if slot.task.is_none() {
+                slot.aborted = true;
+                None
+            } else {
+                state.arena.remove(id)
+            }
+        };
+        drop(removed);
+        true
+    }
+
+    /// A future that completes once virtual time reaches `deadline` (ns).
+    pub fn sleep_until(&self, deadline: u64) -> Sleep {
+        Sleep {
+            core: self.clone(),
+            deadline,
+            timer: None,
+        }
+    }
+
+    /// Draws a random number from the strategy (audited).
+    pub fn next_u64(&self) -> u64 {
+        let mut state = self.shared.state.lock();
+        let value = state.strategy.next_u64();
+        state.digest.event(digest::kind::RANDOM, value);
+        value
+    }
+
+    /// Feeds an event into the audit digest.
+    pub fn audit(&self, kind: u8, word: u64, bytes: &[u8]) {
+        self.shared
+            .state
+            .lock()
+            .digest
+            .event_bytes(kind, word, bytes);
+    }
+
+    /// The audit digest so far, as hex.
+    pub fn digest(&self) -> String {
+        self.shared.state.lock().digest.hex()
+    }
+
+    /// The strategy's name (for reproduction messages).
+    pub fn strategy_name(&self) -> String {
+        self.shared.state.lock().strategy.name()
+    }
+
+    /// Whether the root task of this executor has completed.
+    pub fn finished(&self) -> bool {
+        self.shared.state.lock().finished
+    }
+
+    /// Number of live tasks.
+    pub fn tasks(&self) -> usize {
+        self.shared.state.lock().arena.len()
+    }
+
+    /// Number of polls so far.
+    pub fn polls(&self) -> u64 {
+        self.shared.state.lock().polls
+    }
+
+    /// Number of pending timers.
+    pub fn timers(&self) -> usize {
+        self.shared.state.lock().wheel.len()
+    }
+
+    /// A fresh executor that continues this one's virtual time, strategy
+    /// (random stream) and audit digest, with no tasks or timers.
+    pub fn successor(&self) -> Executor {
+        let state = self.shared.state.lock();
+        let next = State {
+            arena: Arena::default(),
+            wheel: Wheel::new(state.now),
+            now: state.now,
+            strategy: state.strategy.fork(),
+            digest: state.digest.clone(),
+            current: None,
+            root: None,
+            finished: false,
+            polls: 0,
+        };
+        Executor::from_state(next, self.shared.cycle, self.shared.deadline)
+    }
+
+    /// Drops every task and timer (outside the lock).
+    fn clear(&self) {
+        let (slots, wakers) = {
+            let mut state = self.shared.state.lock();
+            (state.arena.drain(), state.wheel.clear())
+        };
+        drop(slots);
+        drop(wakers);
+    }
+
+    fn stall_report(&self) -> String {
+        let state = self.shared.state.lock();
+        let tasks = state.arena.tasks();
+        let mut report = format!(
+            "runtime stalled at {:?} (virtual): no task is ready and no timer is pending; {} task(s) wait forever:",
+            Duration::from_nanos(state.now),
+            tasks.len()
+        );
+        for slot in tasks {
+            let idle = Duration::from_nanos(state.now.saturating_sub(slot.last_polled));
+            let _ = write!(
+                report,
+                "\n  - {} (task #{}): last polled {:?} ago",
+                slot.label, slot.seq, idle
+            );
+        }
+        report
+    }
+}
+
+/// Completes once virtual time reaches a deadline. Dropping it cancels its
+/// timer.
+pub struct Sleep {
+    core: Core,
+    deadline: u64,
+    timer: Option<TimerId>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let mut state = this.core.shared.state.lock();
+        if state.now >= this.deadline {
+            let stale = this.timer.take().and_then(|id| state.wheel.cancel(id));
+            drop(state);
+            drop(stale);
+            return Poll::Ready(());
+        }
+        match this.timer {
+            Some(id) if state.wheel.update(id, cx.waker()) => {}
+            _ => this.timer = Some(state.wheel.insert(this.deadline, cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(id) = self.timer.take() {
+            let waker = self.core.shared.state.lock().wheel.cancel(id);
+            drop(waker);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

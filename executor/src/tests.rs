@@ -1,0 +1,393 @@
+//! Run-loop tests: ordering, time, stalls, timeouts, aborts, held-back tasks.
+
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const MS: u64 = 1_000_000;
+
+fn executor(seed: u64) -> Executor {
+    Executor::new(Config {
+        start: 0,
+        cycle: MS,
+        deadline: None,
+        strategy: Box::new(Uniform::new(seed)),
+    })
+}
+
+/// Yields once (wakes itself and returns Pending the first time).
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+fn run_ok(exec: &Executor, root: impl Future<Output = ()> + Send + 'static) {
+    if exec.run("root", Box::pin(root)).is_err() {
+        panic!("run failed");
+    }
+}
+
+fn interleaving(seed: u64) -> (Vec<usize>, String) {
+    let exec = executor(seed);
+    let core = exec.core().clone();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let done = Arc::new(AtomicUsize::new(0));
+    let (l, d, c) = (log.clone(), done.clone(), core.clone());
+    run_ok(&exec, async move {
+        for i in 0..5 {
+            let (l, d) = (l.clone(), d.clone());
+            c.spawn(
+                "t".into(),
+                Box::pin(async move {
+                    for _ in 0..3 {
+                        l.lock().push(i);
+                        yield_now().await;
+                    }
+                    d.fetch_add(1, Ordering::SeqCst);
+                }),
+                false,
+            );
+        }
+        while d.load(Ordering::SeqCst) < 5 {
+            yield_now().await;
+        }
+    });
+    let log = log.lock().clone();
+    (log, core.digest())
+}
+
+#[test]
+fn same_seed_same_run_different_seed_different_run() {
+    assert_eq!(interleaving(1), interleaving(1));
+    let distinct: std::collections::BTreeSet<_> = (0..20).map(|s| interleaving(s).0).collect();
+    assert!(distinct.len() > 10);
+}
+
+#[test]
+fn time_advances_by_cycle_and_skips_when_idle() {
+    let exec = executor(0);
+    let core = exec.core().clone();
+    let c = core.clone();
+    run_ok(&exec, async move {
+        assert_eq!(c.now(), 0);
+        yield_now().await;
+        assert_eq!(c.now(), MS, "one round passed");
+        c.sleep_until(10_000 * MS).await;
+        assert_eq!(c.now(), 10_000 * MS, "skipped straight to the deadline");
+        c.sleep_until(0).await; // past deadline resolves at once
+        assert_eq!(c.now(), 10_000 * MS);
+    });
+    assert!(core.finished());
+}
+
+#[test]
+fn sleepers_wake_in_deadline_order() {
+    for seed in 0..10 {
+        let exec = executor(seed);
+        let c = exec.core().clone();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        run_ok(&exec, async move {
+            let mut handles = Vec::new();
+            for (i, at) in [50u64, 10, 30, 10, 20].into_iter().enumerate() {
+                let (l, c2) = (l.clone(), c.clone());
+                handles.push(c.spawn(
+                    "s".into(),
+                    Box::pin(async move {
+                        c2.sleep_until(at * MS).await;
+                        l.lock().push((at, i));
+                    }),
+                    false,
+                ));
+            }
+            c.sleep_until(100 * MS).await;
+        });
+        let got = log.lock().clone();
+        let times: Vec<_> = got.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, [10, 10, 20, 30, 50]);
+    }
+}
+
+#[test]
+fn stall_lists_pending_tasks() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    let result = exec.run(
+        "root",
+        Box::pin(async move {
+            c.spawn("stuck".into(), Box::pin(std::future::pending()), false);
+            c.sleep_until(5 * MS).await;
+            std::future::pending::<()>().await;
+        }),
+    );
+    match result {
+        Err(Failure::Stalled(message)) => {
+            assert!(message.starts_with("runtime stalled"), "{message}");
+            assert!(message.contains("root (task #0)"), "{message}");
+            assert!(message.contains("stuck (task #1)"), "{message}");
+            assert!(message.contains("last polled"), "{message}");
+        }
+        _ => panic!("expected a stall"),
+    }
+}
+
+#[test]
+fn timeout_is_checked_each_round() {
+    let exec = Executor::new(Config {
+        start: 0,
+        cycle: MS,
+        deadline: Some(10 * MS),
+        strategy: Box::new(Uniform::new(0)),
+    });
+    let c = exec.core().clone();
+    let c2 = c.clone();
+    let result = exec.run(
+        "root",
+        Box::pin(async move {
+            c2.sleep_until(1_000 * MS).await;
+        }),
+    );
+    assert!(matches!(result, Err(Failure::Timeout(m)) if m.starts_with("runtime timeout")));
+    assert_eq!(
+        c.now(),
+        1_000 * MS,
+        "time skipping lands past the deadline, then the check fires"
+    );
+}
+
+#[test]
+fn panics_are_reported_with_the_label() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    let result = exec.run(
+        "root",
+        Box::pin(async move {
+            c.spawn("bad".into(), Box::pin(async { panic!("boom") }), false);
+            std::future::pending::<()>().await;
+        }),
+    );
+    match result {
+        Err(Failure::Panic { label, payload }) => {
+            assert_eq!(label, "bad");
+            assert_eq!(*payload.downcast::<&str>().unwrap(), "boom");
+        }
+        _ => panic!("expected a panic"),
+    }
+}
+
+struct DropFlag(Arc<AtomicUsize>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn abort_drops_the_future_and_frees_the_slot() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    run_ok(&exec, async move {
+        let flag = DropFlag(d.clone());
+        let id = c.spawn(
+            "victim".into(),
+            Box::pin(async move {
+                let _flag = flag;
+                std::future::pending::<()>().await;
+            }),
+            false,
+        );
+        yield_now().await;
+        assert_eq!(c.tasks(), 2);
+        assert!(c.abort(id));
+        assert_eq!(d.load(Ordering::SeqCst), 1);
+        assert_eq!(c.tasks(), 1);
+        assert!(!c.abort(id), "second abort is a no-op");
+        // A task aborting itself mid-poll is removed after the poll.
+        let c2 = c.clone();
+        let me = Arc::new(Mutex::new(None::<TaskId>));
+        let me2 = me.clone();
+        let id = c.spawn(
+            "self".into(),
+            Box::pin(async move {
+                loop {
+                    if let Some(id) = *me2.lock() {
+                        c2.abort(id);
+                    }
+                    yield_now().await;
+                }
+            }),
+            false,
+        );
+        *me.lock() = Some(id);
+        for _ in 0..3 {
+            yield_now().await;
+        }
+        assert_eq!(c.tasks(), 1);
+    });
+}
+
+#[test]
+fn leftover_tasks_are_dropped_when_root_finishes() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    run_ok(&exec, async move {
+        let flag = DropFlag(d);
+        c.spawn(
+            "forever".into(),
+            Box::pin(async move {
+                let _flag = flag;
+                std::future::pending::<()>().await;
+            }),
+            false,
+        );
+        c.sleep_until(u64::MAX / 2).await;
+    });
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    assert_eq!(exec.core().tasks(), 0);
+    assert_eq!(exec.core().timers(), 0);
+}
+
+#[test]
+fn wakes_from_other_threads_are_accepted() {
+    let exec = executor(0);
+    run_ok(&exec, async move {
+        let mut thread = None;
+        std::future::poll_fn(|cx| match thread.take() {
+            None => {
+                let waker = cx.waker().clone();
+                let t = std::thread::spawn(move || waker.wake());
+                // The wake lands in the lock-free queue before we return.
+                t.join().unwrap();
+                thread = Some(());
+                Poll::Pending
+            }
+            Some(()) => Poll::Ready(()),
+        })
+        .await;
+    })
+}
+
+#[test]
+fn duplicate_wakes_poll_once_per_round() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    let polls = Arc::new(AtomicUsize::new(0));
+    let p = polls.clone();
+    run_ok(&exec, async move {
+        let p2 = p.clone();
+        let mut n = 0;
+        c.spawn(
+            "w".into(),
+            Box::pin(std::future::poll_fn(move |cx| {
+                p2.fetch_add(1, Ordering::SeqCst);
+                n += 1;
+                for _ in 0..10 {
+                    cx.waker().wake_by_ref();
+                }
+                if n == 3 {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })),
+            false,
+        );
+        for _ in 0..5 {
+            yield_now().await;
+        }
+    });
+    assert_eq!(polls.load(Ordering::SeqCst), 3);
+}
+
+/// Holds the task with the highest sequence number back for `rounds` rounds.
+struct HoldLast {
+    rounds: usize,
+    inner: Uniform,
+}
+
+impl Strategy for HoldLast {
+    fn name(&self) -> String {
+        "hold-last".into()
+    }
+    fn schedule(&mut self, ready: &mut [TaskId]) -> usize {
+        ready.sort();
+        if self.rounds > 0 && ready.len() > 1 {
+            self.rounds -= 1;
+            ready.len() - 1
+        } else {
+            ready.len()
+        }
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+    fn fork(&self) -> Box<dyn Strategy> {
+        Box::new(HoldLast {
+            rounds: self.rounds,
+            inner: self.inner.clone(),
+        })
+    }
+}
+
+#[test]
+fn held_back_tasks_stay_ready_and_time_advances() {
+    let exec = Executor::new(Config {
+        start: 0,
+        cycle: MS,
+        deadline: None,
+        strategy: Box::new(HoldLast {
+            rounds: 5,
+            inner: Uniform::new(0),
+        }),
+    });
+    let c = exec.core().clone();
+    let first_poll = Arc::new(Mutex::new(None));
+    let f = first_poll.clone();
+    run_ok(&exec, async move {
+        let c2 = c.clone();
+        c.spawn(
+            "late".into(),
+            Box::pin(async move {
+                *f.lock() = Some(c2.now());
+            }),
+            false,
+        );
+        for _ in 0..10 {
+            yield_now().await;
+        }
+    });
+    // Spawned in round 0, ready from round 1, held in rounds 1-5, run in round 6.
+    assert_eq!(
+        *first_poll.lock(),
+        Some(6 * MS),
+        "held for five rounds, then run"
+    );
+}
+
+#[test]
+fn successor_keeps_time_digest_and_random_stream() {
+    let exec = executor(9);
+    let c = exec.core().clone();
+    let c2 = c.clone();
+    run_ok(&exec, async move {
+        c2.sleep_until(7 * MS).await;
+    });
+    let before = c.digest();
+    let next = c.successor();
+    assert_eq!(next.core().now(), c.now());
+    assert_eq!(next.core().digest(), before);
+    assert_eq!(next.core().next_u64(), c.next_u64());
+    assert!(!next.core().finished());
+}

@@ -1,0 +1,382 @@
+//! A deterministic runtime that randomly selects tasks to run based on a seed.
+//!
+//! # Panics
+//!
+//! If any task panics, the runtime will panic (and shutdown). Before the
+//! panic propagates, one line naming the seed, the strategy and the virtual
+//! time is printed to stderr so the failure can be replayed exactly.
+//!
+//! # Example
+//!
+//! ```rust
+//! use commonware_runtime::{Spawner, Runner, deterministic::Executor};
+//!
+//! let (executor, runtime, auditor) = Executor::default();
+//! executor.start(async move {
+//!     println!("Parent started");
+//!     let result = runtime.spawn("child", async move {
+//!         println!("Child started");
+//!         "hello"
+//!     });
+//!     println!("Child result: {:?}", result.await);
+//!     println!("Parent exited");
+//! });
+//! println!("Auditor state: {}", auditor.state());
+//! ```
+//!
+//! # What this module owns
+//! [`Context`], the one handle user code holds: spawning (with label
+//! prefixes), virtual time, the seeded random stream, stop signals, and the
+//! in-memory network and storage. Scheduling itself lives in the
+//! `commonware-executor` crate.
+//!
+//! # Invariants
+//! * Everything observable flows through the executor's strategy (order,
+//!   random numbers) and is folded into the [`Auditor`]'s digest.
+//! * A `Context` stays usable before `start` and after its runner is gone
+//!   (e.g. to draw random numbers); clones share one generator and auditor.
+
+mod auditor;
+
+pub use auditor::Auditor;
+
+use crate::{
+    handle::{wrap, Aborter},
+    metrics::Metrics,
+    Handle, Signal, Signaler,
+};
+use commonware_executor::{Core, Failure, Uniform};
+use governor::clock::{Clock as GClock, ReasonablyRealtime};
+use parking_lot::Mutex;
+use prometheus_client::registry::Registry;
+use rand_core::{CryptoRng, RngCore};
+use std::{
+    future::Future,
+    panic::resume_unwind,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+/// Label of the task passed to `Runner::start`.
+const ROOT_TASK: &str = "root";
+
+/// Audit event kinds of this backend (the executor uses 1..=7).
+pub(crate) mod kind {
+    pub const STOP: u8 = 16;
+    pub const STOPPED: u8 = 17;
+}
+
+/// Configuration for the `deterministic` runtime.
+#[derive(Clone)]
+pub struct Config {
+    /// Registry for metrics.
+    pub registry: Arc<std::sync::Mutex<Registry>>,
+
+    /// Seed for the random number generator.
+    pub seed: u64,
+
+    /// The cycle duration determines how much time is advanced after each iteration of the event
+    /// loop. This is useful to prevent starvation if some task never yields.
+    pub cycle: Duration,
+
+    /// If the runtime is still executing at this point (i.e. a test hasn't stopped), panic.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            registry: Arc::new(std::sync::Mutex::new(Registry::default())),
+            seed: 42,
+            cycle: Duration::from_millis(1),
+            timeout: None,
+        }
+    }
+}
+
+/// Nanoseconds since the epoch, or a panic naming `what` overflowed.
+fn nanos(duration: Duration, what: &str) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or_else(|_| {
+        panic!("{what} of {duration:?} overflows the deterministic clock (u64 nanoseconds since the epoch, about 584 years)")
+    })
+}
+
+/// State of one runtime instance (a `recover` makes a new one).
+struct Runtime {
+    executor: commonware_executor::Executor,
+    core: Core,
+    seed: u64,
+    metrics: Arc<Metrics>,
+    auditor: Arc<Auditor>,
+    signaler: Mutex<Signaler>,
+    signal: Signal,
+    recovered: AtomicBool,
+}
+
+impl Runtime {
+    fn new(
+        executor: commonware_executor::Executor,
+        seed: u64,
+        metrics: Arc<Metrics>,
+        auditor: Arc<Auditor>,
+    ) -> Arc<Self> {
+        let core = executor.core().clone();
+        auditor.attach(core.clone());
+        let (signaler, signal) = Signaler::new();
+        Arc::new(Self {
+            executor,
+            core,
+            seed,
+            metrics,
+            auditor,
+            signaler: Mutex::new(signaler),
+            signal,
+            recovered: AtomicBool::new(false),
+        })
+    }
+
+    /// The line printed before a failure propagates.
+    fn reproduction(&self) -> String {
+        format!(
+            "seed={}, strategy={}, time={:?}, auditor={}",
+            self.seed,
+            self.core.strategy_name(),
+            Duration::from_nanos(self.core.now()),
+            self.core.digest()
+        )
+    }
+}
+
+/// Deterministic runtime that randomly selects tasks to run based on a seed.
+pub struct Executor;
+
+impl Executor {
+    /// Initialize a new `deterministic` runtime with the given seed and cycle duration.
+    pub fn init(cfg: Config) -> (Runner, Context, Arc<Auditor>) {
+        if cfg.timeout.is_some() && cfg.cycle == Duration::default() {
+            panic!("cycle duration must be non-zero when timeout is set");
+        }
+        let deadline = cfg.timeout.map(|timeout| nanos(timeout, "timeout"));
+        let executor = commonware_executor::Executor::new(commonware_executor::Config {
+            start: 0,
+            cycle: nanos(cfg.cycle, "cycle"),
+            deadline,
+            strategy: Box::new(Uniform::new(cfg.seed)),
+        });
+        let metrics = Arc::new(Metrics::init(&cfg.registry));
+        let auditor = Arc::new(Auditor::new());
+        let runtime = Runtime::new(executor, cfg.seed, metrics, auditor.clone());
+        (
+            Runner {
+                runtime: runtime.clone(),
+            },
+            Context { runtime },
+            auditor,
+        )
+    }
+
+    /// Initialize a new `deterministic` runtime with the default configuration
+    /// and the provided seed.
+    pub fn seeded(seed: u64) -> (Runner, Context, Arc<Auditor>) {
+        Self::init(Config {
+            seed,
+            ..Config::default()
+        })
+    }
+
+    /// Initialize a new `deterministic` runtime with the default configuration
+    /// but exit after the given timeout.
+    pub fn timed(timeout: Duration) -> (Runner, Context, Arc<Auditor>) {
+        Self::init(Config {
+            timeout: Some(timeout),
+            ..Config::default()
+        })
+    }
+
+    /// Initialize a new `deterministic` runtime with the default configuration.
+    // We'd love to implement the trait but we can't because of the return type.
+    #[allow(clippy::should_implement_trait)]
+    pub fn default() -> (Runner, Context, Arc<Auditor>) {
+        Self::init(Config::default())
+    }
+}
+
+/// Implementation of [`crate::Runner`] for the `deterministic` runtime.
+pub struct Runner {
+    runtime: Arc<Runtime>,
+}
+
+impl crate::Runner for Runner {
+    fn start<F>(self, f: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let runtime = &self.runtime;
+        let output = Arc::new(Mutex::new(None));
+        let root = {
+            let output = output.clone();
+            async move {
+                let value = f.await;
+                *output.lock() = Some(value);
+            }
+        };
+        match runtime.executor.run(ROOT_TASK, Box::pin(root)) {
+            Ok(()) => {
+                let value = output.lock().take();
+                value.expect("root task completed without output")
+            }
+            Err(Failure::Panic { label, payload }) => {
+                eprintln!(
+                    "deterministic runtime panicked in task '{label}' ({}); rerun with this seed to reproduce",
+                    runtime.reproduction()
+                );
+                resume_unwind(payload)
+            }
+            Err(Failure::Stalled(message)) | Err(Failure::Timeout(message)) => {
+                eprintln!("deterministic runtime failed ({})", runtime.reproduction());
+                panic!("{message}")
+            }
+        }
+    }
+}
+
+/// Implementation of [`crate::Spawner`], [`crate::Clock`],
+/// [`crate::Network`], and [`crate::Storage`] for the `deterministic`
+/// runtime.
+#[derive(Clone)]
+pub struct Context {
+    runtime: Arc<Runtime>,
+}
+
+impl Context {
+    /// Recover the inner state (deadline, metrics, auditor, rng, synced storage, etc.) from the
+    /// current runtime and use it to initialize a new instance of the runtime. A recovered runtime
+    /// does not inherit the current runtime's pending tasks, unsynced storage, network connections, nor
+    /// its shutdown signaler.
+    ///
+    /// It is only permitted to call this method after the runtime has finished (i.e. once `start` returns)
+    /// and only permitted to do once (otherwise multiple recovered runtimes will share the same inner state).
+    /// If either one of these conditions is violated, this method will panic.
+    pub fn recover(self) -> (Runner, Self, Arc<Auditor>) {
+        let old = &self.runtime;
+        if !old.core.finished() {
+            panic!("execution is not finished");
+        }
+        if old.recovered.swap(true, Ordering::SeqCst) {
+            panic!("runtime has already been recovered");
+        }
+        let runtime = Runtime::new(
+            old.core.successor(),
+            old.seed,
+            old.metrics.clone(),
+            old.auditor.clone(),
+        );
+        (
+            Runner {
+                runtime: runtime.clone(),
+            },
+            Self { runtime },
+            old.auditor.clone(),
+        )
+    }
+
+    fn core(&self) -> &Core {
+        &self.runtime.core
+    }
+}
+
+impl crate::Spawner for Context {
+    fn spawn<F, T>(&self, label: &str, f: F) -> Handle<T>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let core = self.core();
+        let label: Arc<str> = match core.current_label() {
+            Some(parent) if &*parent != ROOT_TASK && !parent.is_empty() => {
+                format!("{parent}_{label}").into()
+            }
+            _ => label.into(),
+        };
+        if &*label == ROOT_TASK {
+            panic!("root task cannot be spawned");
+        }
+        let metrics = self.runtime.metrics.spawn(&label);
+        let (future, mut handle) = wrap(f, metrics, false);
+        let id = core.spawn(label, Box::pin(future), false);
+        handle.set_aborter(Aborter::Deterministic(core.clone(), id));
+        handle
+    }
+
+    fn stop(&self, value: i32) {
+        self.core().audit(kind::STOP, value as u64, &[]);
+        self.runtime.signaler.lock().signal(value);
+    }
+
+    fn stopped(&self) -> Signal {
+        self.core().audit(kind::STOPPED, 0, &[]);
+        self.runtime.signal.clone()
+    }
+}
+
+impl crate::Clock for Context {
+    fn current(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.core().now())
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
+        let core = self.core();
+        let deadline = core
+            .now()
+            .checked_add(nanos(duration, "sleep duration"))
+            .unwrap_or_else(|| {
+                panic!("sleep of {duration:?} overflows the deterministic clock (u64 nanoseconds since the epoch)")
+            });
+        core.sleep_until(deadline)
+    }
+
+    fn sleep_until(&self, deadline: SystemTime) -> impl Future<Output = ()> + Send + 'static {
+        // A deadline before the epoch is in the past: it resolves at once.
+        let since_epoch = deadline.duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.core()
+            .sleep_until(nanos(since_epoch, "sleep deadline"))
+    }
+}
+
+impl GClock for Context {
+    type Instant = SystemTime;
+
+    fn now(&self) -> Self::Instant {
+        crate::Clock::current(self)
+    }
+}
+
+impl ReasonablyRealtime for Context {}
+
+impl RngCore for Context {
+    fn next_u32(&mut self) -> u32 {
+        self.core().next_u64() as u32
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.core().next_u64()
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let bytes = self.core().next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl CryptoRng for Context {}

@@ -1,0 +1,166 @@
+//! Prometheus metrics shared by both runtimes.
+//!
+//! Names match the reference crate (`tasks_spawned`, `tasks_running`,
+//! `task_polls` labelled by task label; `bandwidth`; `open_blobs`,
+//! `storage_reads`, `storage_read_bandwidth`, `storage_writes`,
+//! `storage_write_bandwidth`), plus network operation counters of ours.
+//! Per-label task metrics are resolved once per label and cached, so a spawn
+//! does not hash into the metric families.
+
+use crate::handle::TaskMetrics;
+use parking_lot::Mutex;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use std::{collections::BTreeMap, sync::Arc};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Work {
+    label: String,
+}
+
+#[derive(Clone)]
+struct LabelMetrics {
+    spawned: Counter,
+    running: Gauge,
+    polls: Counter,
+}
+
+/// Every metric a runtime reports.
+pub(crate) struct Metrics {
+    tasks_spawned: Family<Work, Counter>,
+    tasks_running: Family<Work, Gauge>,
+    task_polls: Family<Work, Counter>,
+    labels: Mutex<BTreeMap<Arc<str>, LabelMetrics>>,
+
+    pub(crate) network_bandwidth: Counter,
+    pub(crate) network_dials: Counter,
+    pub(crate) network_accepts: Counter,
+    pub(crate) network_sends: Counter,
+    pub(crate) network_recvs: Counter,
+
+    pub(crate) open_blobs: Gauge,
+    pub(crate) storage_reads: Counter,
+    pub(crate) storage_read_bandwidth: Counter,
+    pub(crate) storage_writes: Counter,
+    pub(crate) storage_write_bandwidth: Counter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub(crate) fn init(registry: &std::sync::Mutex<Registry>) -> Self {
+        let metrics = Self {
+            tasks_spawned: Family::default(),
+            tasks_running: Family::default(),
+            task_polls: Family::default(),
+            labels: Mutex::new(BTreeMap::new()),
+            network_bandwidth: Counter::default(),
+            network_dials: Counter::default(),
+            network_accepts: Counter::default(),
+            network_sends: Counter::default(),
+            network_recvs: Counter::default(),
+            open_blobs: Gauge::default(),
+            storage_reads: Counter::default(),
+            storage_read_bandwidth: Counter::default(),
+            storage_writes: Counter::default(),
+            storage_write_bandwidth: Counter::default(),
+        };
+        let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
+        registry.register(
+            "tasks_spawned",
+            "Total number of tasks spawned",
+            metrics.tasks_spawned.clone(),
+        );
+        registry.register(
+            "tasks_running",
+            "Number of tasks currently running",
+            metrics.tasks_running.clone(),
+        );
+        registry.register(
+            "task_polls",
+            "Total number of task polls",
+            metrics.task_polls.clone(),
+        );
+        registry.register(
+            "bandwidth",
+            "Total amount of data sent over network",
+            metrics.network_bandwidth.clone(),
+        );
+        registry.register(
+            "network_dials",
+            "Total number of outgoing connections dialed",
+            metrics.network_dials.clone(),
+        );
+        registry.register(
+            "network_accepts",
+            "Total number of incoming connections accepted",
+            metrics.network_accepts.clone(),
+        );
+        registry.register(
+            "network_sends",
+            "Total number of send operations",
+            metrics.network_sends.clone(),
+        );
+        registry.register(
+            "network_recvs",
+            "Total number of recv operations",
+            metrics.network_recvs.clone(),
+        );
+        registry.register(
+            "open_blobs",
+            "Number of open blobs",
+            metrics.open_blobs.clone(),
+        );
+        registry.register(
+            "storage_reads",
+            "Total number of disk reads",
+            metrics.storage_reads.clone(),
+        );
+        registry.register(
+            "storage_read_bandwidth",
+            "Total amount of data read from disk",
+            metrics.storage_read_bandwidth.clone(),
+        );
+        registry.register(
+            "storage_writes",
+            "Total number of disk writes",
+            metrics.storage_writes.clone(),
+        );
+        registry.register(
+            "storage_write_bandwidth",
+            "Total amount of data written to disk",
+            metrics.storage_write_bandwidth.clone(),
+        );
+        drop(registry);
+        metrics
+    }
+
+    /// Counts a spawn of a task labelled `label` and returns the metrics the
+    /// task updates while it lives.
+    pub(crate) fn spawn(&self, label: &Arc<str>) -> TaskMetrics {
+        let mut labels = self.labels.lock();
+        let entry = match labels.get(label) {
+            Some(entry) => entry.clone(),
+            None => {
+                let work = Work {
+                    label: label.to_string(),
+                };
+                let entry = LabelMetrics {
+                    spawned: self.tasks_spawned.get_or_create(&work).clone(),
+                    running: self.tasks_running.get_or_create(&work).clone(),
+                    polls: self.task_polls.get_or_create(&work).clone(),
+                };
+                labels.insert(label.clone(), entry.clone());
+                entry
+            }
+        };
+        drop(labels);
+        entry.spawned.inc();
+        TaskMetrics {
+            running: entry.running,
+            polls: entry.polls,
+        }
+    }
+}
