@@ -18,6 +18,11 @@ mod signal;
 pub use handle::Handle;
 pub use signal::{Signal, Signaler};
 
+/// The README's code blocks run as doctests, so the tour cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 use std::{
     future::Future,
     net::SocketAddr,
