@@ -11,6 +11,7 @@
 //! Code written against the traits runs unchanged on both runtimes.
 
 pub mod deterministic;
+pub mod tokio;
 
 mod handle;
 mod metrics;
