@@ -7,6 +7,13 @@
 //! make accidental collisions between different runs vanishingly unlikely
 //! while costing a few nanoseconds per event, because it stays on in every
 //! run.
+//!
+//! A digest can also keep a [`Trace`]: every event with the task that caused
+//! it, so two runs that should have been identical can be compared event by
+//! event to find where they diverged. The trace is off unless asked for; off,
+//! it costs one never-taken branch per event.
+
+use std::{collections::BTreeMap, sync::Arc};
 
 /// Event kinds fed to the digest. Backends may use any value; the executor's
 /// own events use the ones below.
@@ -25,6 +32,85 @@ pub mod kind {
     pub const RANDOM: u8 = 6;
     /// A scheduling round started (word: number of tasks chosen to run).
     pub const ROUND: u8 = 7;
+
+    /// The name of one of the executor's kinds above.
+    pub fn name(kind: u8) -> Option<&'static str> {
+        Some(match kind {
+            SPAWN => "spawn",
+            POLL => "poll",
+            FINISH => "finish",
+            ABORT => "abort",
+            TIME => "time",
+            RANDOM => "random",
+            ROUND => "round",
+            _ => return None,
+        })
+    }
+}
+
+/// One traced event. Payloads are kept as length and hash only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// The event kind (see [`kind`]).
+    pub kind: u8,
+    /// The event's word.
+    pub word: u64,
+    /// Length of the event's payload.
+    pub len: usize,
+    /// Hash of the event's payload.
+    pub hash: u64,
+    /// Sequence number of the task being polled when the event happened
+    /// (the polled task itself for a poll event); `None` for the executor
+    /// between polls.
+    pub task: Option<u64>,
+}
+
+/// Every event of a run, in order, with the task that caused it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    events: Vec<TraceEvent>,
+    /// Task labels by sequence number, from spawn events.
+    labels: BTreeMap<u64, Arc<str>>,
+    current: Option<u64>,
+}
+
+impl Trace {
+    /// The events so far.
+    pub fn events(&self) -> &[TraceEvent] {
+        &self.events
+    }
+
+    /// The label of the task with sequence number `seq`, if it was spawned
+    /// while tracing.
+    pub fn label(&self, seq: u64) -> Option<&str> {
+        self.labels.get(&seq).map(|label| &**label)
+    }
+
+    fn push(&mut self, kind: u8, word: u64, bytes: &[u8]) {
+        match kind {
+            kind::POLL => self.current = Some(word),
+            kind::ROUND | kind::TIME => self.current = None,
+            kind::SPAWN => {
+                self.labels
+                    .insert(word, String::from_utf8_lossy(bytes).into());
+            }
+            _ => {}
+        }
+        let hash = if bytes.is_empty() {
+            0
+        } else {
+            let mut digest = Digest::default();
+            digest.mix_bytes(bytes);
+            digest.a ^ digest.b.rotate_left(17)
+        };
+        self.events.push(TraceEvent {
+            kind,
+            word,
+            len: bytes.len(),
+            hash,
+            task: self.current,
+        });
+    }
 }
 
 const K1: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -36,6 +122,7 @@ pub struct Digest {
     a: u64,
     b: u64,
     events: u64,
+    trace: Option<Box<Trace>>,
 }
 
 impl Default for Digest {
@@ -44,6 +131,7 @@ impl Default for Digest {
             a: 0x6A09_E667_F3BC_C908,
             b: 0xBB67_AE85_84CA_A73B,
             events: 0,
+            trace: None,
         }
     }
 }
@@ -58,17 +146,43 @@ impl Digest {
             .rotate_left(31);
     }
 
-    /// Records an event of `kind` carrying one word of data.
     #[inline]
-    pub fn event(&mut self, kind: u8, word: u64) {
+    fn head(&mut self, kind: u8, word: u64) {
         self.events += 1;
         self.mix(u64::from(kind) << 56 ^ self.events);
         self.mix(word);
     }
 
+    /// Records an event of `kind` carrying one word of data.
+    #[inline]
+    pub fn event(&mut self, kind: u8, word: u64) {
+        self.head(kind, word);
+        if let Some(trace) = &mut self.trace {
+            trace.push(kind, word, &[]);
+        }
+    }
+
     /// Records an event of `kind` carrying a word and a byte payload.
     pub fn event_bytes(&mut self, kind: u8, word: u64, bytes: &[u8]) {
-        self.event(kind, word);
+        self.head(kind, word);
+        self.mix_bytes(bytes);
+        if let Some(trace) = &mut self.trace {
+            trace.push(kind, word, bytes);
+        }
+    }
+
+    /// Starts keeping a [`Trace`] of every later event (a no-op if one is
+    /// kept already).
+    pub fn enable_trace(&mut self) {
+        self.trace.get_or_insert_with(Box::default);
+    }
+
+    /// The trace, if one is kept.
+    pub fn trace(&self) -> Option<&Trace> {
+        self.trace.as_deref()
+    }
+
+    fn mix_bytes(&mut self, bytes: &[u8]) {
         self.mix(bytes.len() as u64);
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
@@ -137,5 +251,33 @@ mod tests {
         assert_ne!(base, run(&[(1, 1, b"a"), (2, 2, b"c")]));
         assert_ne!(base, run(&[(1, 1, b"a"), (2, 2, b"b\0")]));
         assert_ne!(run(&[]), run(&[(1, 0, b"")]));
+    }
+
+    #[test]
+    fn trace_is_off_by_default_and_does_not_change_the_state() {
+        let mut plain = Digest::default();
+        let mut traced = Digest::default();
+        traced.enable_trace();
+        assert!(plain.trace().is_none());
+        for d in [&mut plain, &mut traced] {
+            d.event_bytes(kind::SPAWN, 0, b"root");
+            d.event(kind::ROUND, 1);
+            d.event(kind::POLL, 0);
+            d.event_bytes(kind::SPAWN, 1, b"worker");
+            d.event_bytes(40, 9, b"payload");
+            d.event(kind::TIME, 5);
+            d.event(kind::RANDOM, 7);
+        }
+        assert_eq!(plain.hex(), traced.hex());
+        let trace = traced.trace().unwrap();
+        let tasks: Vec<_> = trace.events().iter().map(|e| e.task).collect();
+        assert_eq!(tasks, [None, None, Some(0), Some(0), Some(0), None, None]);
+        assert_eq!(trace.label(1), Some("worker"));
+        assert_eq!(trace.label(2), None);
+        let payload = &trace.events()[4];
+        assert_eq!((payload.kind, payload.word, payload.len), (40, 9, 7));
+        assert_ne!(payload.hash, trace.events()[3].hash);
+        assert_eq!(kind::name(kind::POLL), Some("poll"));
+        assert_eq!(kind::name(40), None);
     }
 }

@@ -24,13 +24,19 @@
 //! * Virtual time never goes backwards.
 
 mod arena;
+mod bytes;
 pub mod digest;
+mod pct;
+mod schedule;
 mod scheduler;
 mod timer;
 mod waker;
 
 pub use arena::{BoxFuture, TaskId};
-pub use digest::Digest;
+pub use bytes::Bytes;
+pub use digest::{Digest, Trace, TraceEvent};
+pub use pct::{Pct, DEFAULT_STEPS as PCT_DEFAULT_STEPS};
+pub use schedule::{shrink, Decision, ParseError, Recorder, Replay, Schedule};
 pub use scheduler::{below, shuffle, Strategy, Uniform};
 
 use arena::Arena;
@@ -366,6 +372,23 @@ impl Core {
     /// The strategy's name (for reproduction messages).
     pub fn strategy_name(&self) -> String {
         self.shared.state.lock().strategy.name()
+    }
+
+    /// The schedule recorded so far, if the strategy is a
+    /// [`Recorder`].
+    pub fn recording(&self) -> Option<Schedule> {
+        self.shared.state.lock().strategy.recording().cloned()
+    }
+
+    /// Starts tracing every audit event (see [`Trace`]); a successor keeps
+    /// tracing.
+    pub fn enable_trace(&self) {
+        self.shared.state.lock().digest.enable_trace();
+    }
+
+    /// The trace so far, if tracing is on.
+    pub fn trace(&self) -> Option<Trace> {
+        self.shared.state.lock().digest.trace().cloned()
     }
 
     /// Whether the root task of this executor has completed.

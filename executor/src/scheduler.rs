@@ -2,7 +2,9 @@
 //! runtime's random numbers come from.
 //!
 //! # What this module owns
-//! The [`Strategy`] trait and the default [`Uniform`] strategy. A strategy
+//! The [`Strategy`] trait and the default [`Uniform`] strategy (the others:
+//! [`Pct`](crate::Pct), [`Bytes`](crate::Bytes), [`Replay`](crate::Replay),
+//! and the [`Recorder`](crate::Recorder) wrapper). A strategy
 //! is the single source of every nondeterministic-looking choice in a run:
 //! the order of each round and every random number `Context` hands out. Same
 //! strategy state in, same run out.
@@ -13,7 +15,7 @@
 //! * A strategy may hold tasks back (return fewer than all of them); the run
 //!   loop keeps them ready for the next round and time still advances.
 
-use crate::arena::TaskId;
+use crate::{arena::TaskId, schedule::Schedule};
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -34,6 +36,12 @@ pub trait Strategy: Send {
 
     /// An independent copy with the same state (used by `recover`).
     fn fork(&self) -> Box<dyn Strategy>;
+
+    /// The schedule recorded so far, if this strategy records one (see
+    /// [`Recorder`](crate::Recorder)).
+    fn recording(&self) -> Option<&Schedule> {
+        None
+    }
 }
 
 /// Uniform in `0..n` from one draw (Lemire's multiply-shift; the tiny bias
