@@ -21,9 +21,10 @@
 //!
 //! # Durability
 //!
-//! `sync` is `fsync` of the blob's file, and fails with `BlobSyncFailed` if
-//! the file was removed meanwhile (its data can no longer be reached by
-//! name). Creating a partition or a blob, and removing one, also syncs the
+//! `sync` is `fsync` of the blob's file. If the blob was removed meanwhile
+//! its data can no longer be reached by name, so `sync` fails as the
+//! deterministic runtime's does: `BlobMissing`, or `PartitionMissing` if the
+//! whole partition is gone. Creating a partition or a blob, and removing one, also syncs the
 //! directory that changed, so an acknowledged `sync` of a new blob survives
 //! a power cut; `close` syncs too.
 //!
@@ -195,7 +196,7 @@ impl crate::Storage<Blob> for Context {
             .ok_or_else(|| Error::PartitionCreationFailed(partition.into()))?;
         let root = self.inner.cfg.storage_directory.clone();
         let (owned_partition, owned_name) = (partition.to_string(), name.to_vec());
-        let (file, len) = self
+        let (file, len, dir) = self
             .inner
             .blocking(move || {
                 let file = open_file(&root, &dir, &owned_partition, &owned_name)?;
@@ -203,7 +204,7 @@ impl crate::Storage<Blob> for Context {
                     .metadata()
                     .map_err(|_| Error::BlobOpenFailed(owned_partition, hex(&owned_name)))?
                     .len();
-                Ok::<_, Error>((file, len))
+                Ok::<_, Error>((file, len, dir))
             })
             .await
             .map_err(|_| Error::BlobOpenFailed(partition.into(), hex(name)))??;
@@ -213,6 +214,7 @@ impl crate::Storage<Blob> for Context {
             state: Arc::new(RwLock::new(State {
                 file,
                 len,
+                dir,
                 partition: partition.into(),
                 name: name.into(),
             })),
@@ -258,19 +260,27 @@ struct State {
     /// Length including unsynced writes (kept here so `len` and the bounds
     /// check of `read_at` cost no system call).
     len: u64,
+    /// The partition's directory.
+    dir: PathBuf,
     partition: String,
     name: Vec<u8>,
 }
 
 impl State {
+    /// `fsync`s the file. A file that was removed meanwhile syncs fine but
+    /// its data is lost on close, so that fails like the deterministic
+    /// runtime's sync of a removed blob.
     fn sync(&self) -> Result<(), Error> {
         let failed = || Error::BlobSyncFailed(self.partition.clone(), hex(&self.name));
         self.file.sync_all().map_err(|_| failed())?;
-        // An unlinked file syncs fine but its data is lost on close.
-        if self.file.metadata().map_err(|_| failed())?.nlink() == 0 {
-            return Err(failed());
+        if self.file.metadata().map_err(|_| failed())?.nlink() > 0 {
+            return Ok(());
         }
-        Ok(())
+        Err(if self.dir.is_dir() {
+            Error::BlobMissing(self.partition.clone(), hex(&self.name))
+        } else {
+            Error::PartitionMissing(self.partition.clone())
+        })
     }
 }
 
