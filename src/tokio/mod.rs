@@ -433,6 +433,8 @@ mod tests {
     #[test]
     fn start_drops_pending_tasks() {
         let (runner, context) = Executor::default();
+        // Handing the handle out of `start` unawaited is the point.
+        #[allow(clippy::async_yields_async)]
         let handle = runner.start({
             let context = context.clone();
             async move { context.spawn("forever", std::future::pending::<()>()) }
