@@ -491,6 +491,17 @@ mod tests {
     }
 
     #[test]
+    fn governor_clock_reads_real_time() {
+        fn now<C: GClock<Instant = SystemTime> + ReasonablyRealtime>(clock: &C) -> SystemTime {
+            clock.now()
+        }
+        let (_, context) = Executor::default();
+        let before = SystemTime::now();
+        let now = now(&context);
+        assert!(now >= before && now <= SystemTime::now());
+    }
+
+    #[test]
     fn rng_draws_differ() {
         let (_, mut context) = Executor::default();
         let mut a = [0u8; 32];

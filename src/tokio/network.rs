@@ -20,7 +20,11 @@
 //!   straight into the caller's buffer and copied aside only on cancellation.
 //! * `send(msg)` returns `Ok` once the kernel accepted all of `msg`; it fails
 //!   with `Timeout` after [`super::Config::write_timeout`] (a peer that does
-//!   not read) and with `SendFailed` once the connection is reset.
+//!   not read) and with `SendFailed` once the connection is reset. Unlike
+//!   `recv`, a `send` dropped before it returned may have sent a prefix of
+//!   `msg`; treat the connection as broken then.
+//! * Sockets belong to the runtime's reactor: bind, dial, accept, send and
+//!   recv run inside tasks of the runtime (as with Tokio itself).
 
 use super::{Context, Inner};
 use crate::Error;

@@ -26,7 +26,8 @@
 //! deterministic runtime's does: `BlobMissing`, or `PartitionMissing` if the
 //! whole partition is gone. Creating a partition or a blob, and removing one, also syncs the
 //! directory that changed, so an acknowledged `sync` of a new blob survives
-//! a power cut; `close` syncs too.
+//! a power cut; `close` syncs too. The storage directory itself is created
+//! on the first `open` (with its missing parents, which are not synced).
 //!
 //! # Invariants
 //!

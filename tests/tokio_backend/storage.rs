@@ -119,6 +119,12 @@ fn layout_is_hex_file_names() {
                 .await
                 .expect("close");
         }
+        // 200 bytes make a 400-character file name, more than file systems
+        // allow: an error, not a panic.
+        assert_eq!(
+            ctx.open("names", &[0xab; 200]).await.err(),
+            Some(Error::BlobOpenFailed("names".into(), "ab".repeat(200)))
+        );
         let old = ctx.open("old", b"old").await.expect("open existing");
         let mut buf = [0u8; 11];
         old.read_at(&mut buf, 0).await.expect("read");
