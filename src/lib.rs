@@ -11,6 +11,7 @@
 //! Code written against the traits runs unchanged on both runtimes.
 
 pub mod deterministic;
+pub mod mocks;
 pub mod tokio;
 
 mod handle;
@@ -74,6 +75,18 @@ pub enum Error {
     BlobInsufficientLength,
     #[error("offset overflow")]
     OffsetOverflow,
+}
+
+/// Lowercase hex of `bytes`: how blob names appear in errors (and, in the
+/// tokio backend, on disk).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xF)]));
+    }
+    out
 }
 
 /// Interface that any task scheduler must implement to start

@@ -37,8 +37,12 @@
 //!   (e.g. to draw random numbers); clones share one generator and auditor.
 
 mod auditor;
+mod network;
+mod storage;
 
 pub use auditor::Auditor;
+pub use network::{Listener, Sink, Stream};
+pub use storage::{Blob, Partition, MAX_BLOB_LEN};
 
 use crate::{
     handle::{wrap, Aborter},
@@ -67,6 +71,24 @@ const ROOT_TASK: &str = "root";
 pub(crate) mod kind {
     pub const STOP: u8 = 16;
     pub const STOPPED: u8 = 17;
+
+    // Network (network.rs).
+    pub const BIND: u8 = 32;
+    pub const DIAL: u8 = 33;
+    pub const ACCEPT: u8 = 34;
+    pub const SEND: u8 = 35;
+    pub const RECV: u8 = 36;
+
+    // Storage (storage.rs).
+    pub const OPEN: u8 = 48;
+    pub const REMOVE: u8 = 49;
+    pub const SCAN: u8 = 50;
+    pub const LEN: u8 = 51;
+    pub const READ: u8 = 52;
+    pub const WRITE: u8 = 53;
+    pub const TRUNCATE: u8 = 54;
+    pub const SYNC: u8 = 55;
+    pub const CLOSE: u8 = 56;
 }
 
 /// Configuration for the `deterministic` runtime.
@@ -114,6 +136,10 @@ struct Runtime {
     signaler: Mutex<Signaler>,
     signal: Signal,
     recovered: AtomicBool,
+    /// Listeners and connections: fresh in every instance.
+    network: network::Sockets,
+    /// Durable blob images: carried (as a copy) into a recovered instance.
+    storage: Arc<storage::Disk>,
 }
 
 impl Runtime {
@@ -122,10 +148,12 @@ impl Runtime {
         seed: u64,
         metrics: Arc<Metrics>,
         auditor: Arc<Auditor>,
+        storage: Arc<storage::Disk>,
     ) -> Arc<Self> {
         let core = executor.core().clone();
         auditor.attach(core.clone());
         let (signaler, signal) = Signaler::new();
+        let network = network::Sockets::new(core.clone(), metrics.clone());
         Arc::new(Self {
             executor,
             core,
@@ -135,6 +163,8 @@ impl Runtime {
             signaler: Mutex::new(signaler),
             signal,
             recovered: AtomicBool::new(false),
+            network,
+            storage,
         })
     }
 
@@ -168,7 +198,7 @@ impl Executor {
         });
         let metrics = Arc::new(Metrics::init(&cfg.registry));
         let auditor = Arc::new(Auditor::new());
-        let runtime = Runtime::new(executor, cfg.seed, metrics, auditor.clone());
+        let runtime = Runtime::new(executor, cfg.seed, metrics, auditor.clone(), Arc::default());
         (
             Runner {
                 runtime: runtime.clone(),
@@ -274,6 +304,7 @@ impl Context {
             old.seed,
             old.metrics.clone(),
             old.auditor.clone(),
+            Arc::new(old.storage.fork()),
         );
         (
             Runner {

@@ -1,0 +1,481 @@
+//! The simulated disk: a partition map of blobs with durable and volatile
+//! images.
+//!
+//! [`Disk`] maps a partition name to its blobs, and each blob name to its
+//! durable image: the contents the last `sync` or `close` published, which is
+//! all that survives `Context::recover()`. Every `open` gets its own
+//! volatile copy of that image, shared by the clones of the returned
+//! [`Blob`]; `write_at` and `truncate` change only the volatile copy until
+//! the handle publishes it.
+//!
+//! An image is a table of 4 KiB pages behind `Arc`s, so a copy shares every
+//! page it has not changed (copy-on-write) and a missing page reads as zeros
+//! (gaps cost nothing). A handle remembers which pages it changed since it
+//! last published, so `sync` costs in proportion to what changed, not to the
+//! size of the blob, and after it the durable and volatile images share all
+//! their pages again.
+//!
+//! # Invariants
+//! * Bytes of the last page beyond the blob's length are zero, so extending
+//!   a blob (by `truncate` or by writing past the end) reads as zeros.
+//! * A page table never reaches past the page holding the blob's last byte.
+//! * Publishing gives the durable image exactly the handle's contents: if
+//!   the durable image is still the one the handle started from (same
+//!   version), only the changed pages and the new table length are copied;
+//!   if another handle published in between, the whole table is replaced.
+//! * Lengths never exceed [`MAX_BLOB_LEN`]; larger offsets and lengths are
+//!   errors, never allocations. Arithmetic on offsets is checked.
+//! * Maps are `BTreeMap`s: `scan` is sorted and nothing observable depends
+//!   on hash order. Every operation is folded into the auditor, writes with
+//!   their payload; handles are named in it by a sequence number given at
+//!   `open`.
+//! * Lock order: a handle's state, then the disk.
+
+use super::kind;
+use crate::{hex, metrics::Metrics, Error};
+use commonware_executor::Core;
+use parking_lot::Mutex;
+use std::{collections::BTreeMap, ops::Range, sync::Arc};
+
+/// Bytes per page of a blob image.
+const PAGE: usize = 4096;
+
+/// One page of a blob image.
+type Page = [u8; PAGE];
+
+/// The largest length a simulated blob may reach (1 TiB): writes ending past
+/// it fail with [`Error::OffsetOverflow`], truncates past it with
+/// [`Error::BlobTruncateFailed`]. A sparse blob costs 8 bytes of page table
+/// per 4 KiB of length up to its last written page.
+pub const MAX_BLOB_LEN: u64 = 1 << 40;
+
+/// Blob name to contents, as the reference runtime stores a partition.
+///
+/// Kept for API compatibility. The reference defines it over a `HashMap`;
+/// ours is a `BTreeMap` so that iterating it is deterministic.
+pub type Partition = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Pages and length of a blob.
+#[derive(Clone, Default)]
+struct Image {
+    /// `pages[i]` holds bytes `i * PAGE .. (i + 1) * PAGE`; `None`, or an
+    /// index past the end, holds zeros.
+    pages: Vec<Option<Arc<Page>>>,
+    len: u64,
+}
+
+/// Index of the page holding byte `offset`, and the position in it.
+fn locate(offset: u64) -> (usize, usize) {
+    // Offsets are below MAX_BLOB_LEN, so the index fits in usize even on
+    // 32-bit targets.
+    (
+        (offset / PAGE as u64) as usize,
+        (offset % PAGE as u64) as usize,
+    )
+}
+
+/// Splits bytes `offset .. offset + len` by page: for each page touched,
+/// its index, the range within the page and the range within the buffer.
+fn spans(offset: u64, len: usize) -> impl Iterator<Item = (usize, Range<usize>, Range<usize>)> {
+    let (mut index, mut start) = locate(offset);
+    let mut done = 0;
+    std::iter::from_fn(move || {
+        if done == len {
+            return None;
+        }
+        let n = (PAGE - start).min(len - done);
+        let span = (index, start..start + n, done..done + n);
+        index += 1;
+        start = 0;
+        done += n;
+        Some(span)
+    })
+}
+
+impl Image {
+    /// Copies bytes `offset .. offset + buf.len()` (all below `len`) into `buf`.
+    fn read(&self, buf: &mut [u8], offset: u64) {
+        for (index, in_page, in_buf) in spans(offset, buf.len()) {
+            let dst = &mut buf[in_buf];
+            match self.pages.get(index) {
+                Some(Some(page)) => dst.copy_from_slice(&page[in_page]),
+                _ => dst.fill(0),
+            }
+        }
+    }
+}
+
+/// What `sync` or `close` last published for one blob.
+struct Durable {
+    image: Image,
+    /// Changes on every publish (unique across the disk).
+    version: u64,
+}
+
+/// Partitions and the counters that name things deterministically.
+#[derive(Default)]
+struct Partitions {
+    map: BTreeMap<String, BTreeMap<Vec<u8>, Durable>>,
+    /// Last version handed out.
+    versions: u64,
+    /// Handles opened so far.
+    handles: u64,
+}
+
+impl Partitions {
+    fn version(&mut self) -> u64 {
+        self.versions += 1;
+        self.versions
+    }
+
+    fn durable(&mut self, partition: &str, name: &[u8]) -> Result<&mut Durable, Error> {
+        self.map
+            .get_mut(partition)
+            .ok_or_else(|| Error::PartitionMissing(partition.into()))?
+            .get_mut(name)
+            .ok_or_else(|| Error::BlobMissing(partition.into(), hex(name)))
+    }
+}
+
+/// The durable state of all blobs: what outlives a runtime instance.
+#[derive(Default)]
+pub(crate) struct Disk {
+    state: Mutex<Partitions>,
+}
+
+impl Disk {
+    /// A copy of the durable images (sharing their pages) for a recovered
+    /// runtime, so that handles of the old runtime cannot change it.
+    pub(crate) fn fork(&self) -> Self {
+        let state = self.state.lock();
+        let map = state
+            .map
+            .iter()
+            .map(|(partition, blobs)| {
+                let blobs = blobs
+                    .iter()
+                    .map(|(name, durable)| {
+                        let durable = Durable {
+                            image: durable.image.clone(),
+                            version: durable.version,
+                        };
+                        (name.clone(), durable)
+                    })
+                    .collect();
+                (partition.clone(), blobs)
+            })
+            .collect();
+        Self {
+            state: Mutex::new(Partitions {
+                map,
+                versions: state.versions,
+                handles: state.handles,
+            }),
+        }
+    }
+}
+
+/// Auditor payload naming a blob: the partition, a byte that cannot occur in
+/// UTF-8, then the name.
+fn blob_key(partition: &str, name: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(partition.len() + 1 + name.len());
+    key.extend_from_slice(partition.as_bytes());
+    key.push(0xFF);
+    key.extend_from_slice(name);
+    key
+}
+
+impl crate::Storage<Blob> for super::Context {
+    async fn open(&self, partition: &str, name: &[u8]) -> Result<Blob, Error> {
+        let runtime = &*self.runtime;
+        let (seq, image, base) = {
+            let mut disk = runtime.storage.state.lock();
+            let seq = disk.handles;
+            disk.handles += 1;
+            let version = disk.version();
+            let blobs = disk.map.entry(partition.into()).or_default();
+            let durable = blobs.entry(name.into()).or_insert_with(|| Durable {
+                image: Image::default(),
+                version,
+            });
+            (seq, durable.image.clone(), durable.version)
+        };
+        runtime
+            .core
+            .audit(kind::OPEN, seq, &blob_key(partition, name));
+        runtime.metrics.open_blobs.inc();
+        let pages = image.pages.len();
+        Ok(Blob {
+            shared: Arc::new(Shared {
+                core: runtime.core.clone(),
+                metrics: runtime.metrics.clone(),
+                disk: runtime.storage.clone(),
+                partition: partition.into(),
+                name: name.into(),
+                seq,
+                state: Mutex::new(Volatile {
+                    image,
+                    dirty: Vec::new(),
+                    marks: Vec::new(),
+                    low: pages,
+                    base,
+                }),
+            }),
+        })
+    }
+
+    async fn remove(&self, partition: &str, name: Option<&[u8]>) -> Result<(), Error> {
+        let runtime = &*self.runtime;
+        match name {
+            Some(name) => runtime
+                .core
+                .audit(kind::REMOVE, 1, &blob_key(partition, name)),
+            None => runtime.core.audit(kind::REMOVE, 0, partition.as_bytes()),
+        }
+        let mut disk = runtime.storage.state.lock();
+        match name {
+            Some(name) => {
+                disk.map
+                    .get_mut(partition)
+                    .ok_or_else(|| Error::PartitionMissing(partition.into()))?
+                    .remove(name)
+                    .ok_or_else(|| Error::BlobMissing(partition.into(), hex(name)))?;
+            }
+            None => {
+                disk.map
+                    .remove(partition)
+                    .ok_or_else(|| Error::PartitionMissing(partition.into()))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn scan(&self, partition: &str) -> Result<Vec<Vec<u8>>, Error> {
+        let runtime = &*self.runtime;
+        runtime.core.audit(kind::SCAN, 0, partition.as_bytes());
+        let disk = runtime.storage.state.lock();
+        let blobs = disk
+            .map
+            .get(partition)
+            .ok_or_else(|| Error::PartitionMissing(partition.into()))?;
+        Ok(blobs.keys().cloned().collect())
+    }
+}
+
+/// The volatile state of one opened blob (shared by its clones).
+struct Volatile {
+    image: Image,
+    /// Pages changed since the last publish, each listed once.
+    dirty: Vec<usize>,
+    /// Bit `i` is set iff page `i` is in `dirty`.
+    marks: Vec<u64>,
+    /// Shortest the page table has been since the last publish: the durable
+    /// table agrees with this one below it, except on dirty pages.
+    low: usize,
+    /// Version of the durable image this state started from.
+    base: u64,
+}
+
+impl Volatile {
+    fn mark(&mut self, index: usize) {
+        let (word, bit) = (index / 64, 1u64 << (index % 64));
+        if self.marks.len() <= word {
+            self.marks.resize(word + 1, 0);
+        }
+        if self.marks[word] & bit == 0 {
+            self.marks[word] |= bit;
+            self.dirty.push(index);
+        }
+    }
+
+    /// Writes `data` at `offset`; `offset + data.len()` is at most
+    /// [`MAX_BLOB_LEN`] and `data` is not empty.
+    fn write(&mut self, data: &[u8], offset: u64, end: u64) -> Result<(), Error> {
+        let (last, _) = locate(end - 1);
+        let pages = &mut self.image.pages;
+        if pages.len() <= last {
+            pages
+                .try_reserve(last + 1 - pages.len())
+                .map_err(|_| Error::OffsetOverflow)?;
+            pages.resize(last + 1, None);
+        }
+        for (index, in_page, in_buf) in spans(offset, data.len()) {
+            let slot = &mut self.image.pages[index];
+            let page = match slot {
+                Some(page) => Arc::make_mut(page),
+                None => Arc::make_mut(slot.insert(Arc::new([0; PAGE]))),
+            };
+            page[in_page].copy_from_slice(&data[in_buf]);
+            self.mark(index);
+        }
+        self.image.len = self.image.len.max(end);
+        Ok(())
+    }
+
+    /// Sets the length to `len` (at most [`MAX_BLOB_LEN`]), zero-extending.
+    fn truncate(&mut self, len: u64) {
+        if len < self.image.len {
+            let (index, tail) = locate(len);
+            let keep = index + usize::from(tail != 0);
+            if self.image.pages.len() > keep {
+                self.image.pages.truncate(keep);
+                self.low = self.low.min(keep);
+            }
+            if tail != 0 {
+                if let Some(Some(page)) = self.image.pages.get_mut(index) {
+                    Arc::make_mut(page)[tail..].fill(0);
+                    self.mark(index);
+                }
+            }
+        }
+        self.image.len = len;
+    }
+
+    /// Makes `durable` hold this state's contents.
+    fn publish(&mut self, durable: &mut Durable, version: u64) {
+        let pages = &self.image.pages;
+        if durable.version == self.base {
+            let table = &mut durable.image.pages;
+            table.truncate(self.low);
+            table.resize(pages.len(), None);
+            for &index in &self.dirty {
+                if let (Some(slot), Some(page)) = (table.get_mut(index), pages.get(index)) {
+                    slot.clone_from(page);
+                }
+            }
+        } else {
+            durable.image.pages.clone_from(pages);
+        }
+        durable.image.len = self.image.len;
+        durable.version = version;
+        self.base = version;
+        self.low = pages.len();
+        for index in self.dirty.drain(..) {
+            if let Some(word) = self.marks.get_mut(index / 64) {
+                *word = 0;
+            }
+        }
+    }
+}
+
+/// What the clones of one [`Blob`] share.
+struct Shared {
+    core: Core,
+    metrics: Arc<Metrics>,
+    disk: Arc<Disk>,
+    partition: String,
+    name: Vec<u8>,
+    /// Names this handle in the auditor.
+    seq: u64,
+    state: Mutex<Volatile>,
+}
+
+impl Shared {
+    /// Auditor word for an operation at `offset` (offsets that matter are
+    /// below 2^40, so the handle fits above them).
+    fn word(&self, offset: u64) -> u64 {
+        offset ^ self.seq << 40
+    }
+
+    fn publish(&self) -> Result<(), Error> {
+        let mut state = self.state.lock();
+        let mut disk = self.disk.state.lock();
+        let version = disk.version();
+        let durable = disk.durable(&self.partition, &self.name)?;
+        state.publish(durable, version);
+        Ok(())
+    }
+}
+
+/// Implementation of [`crate::Blob`] for the `deterministic` runtime.
+///
+/// Clones share one volatile state (like one file descriptor behind a
+/// lock); `sync` and `close` publish it, so a later `open` sees it and it
+/// survives `Context::recover()`.
+pub struct Blob {
+    shared: Arc<Shared>,
+}
+
+impl Clone for Blob {
+    fn clone(&self) -> Self {
+        self.shared.metrics.open_blobs.inc();
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        self.shared.metrics.open_blobs.dec();
+    }
+}
+
+impl crate::Blob for Blob {
+    async fn len(&self) -> Result<u64, Error> {
+        let shared = &*self.shared;
+        shared.core.audit(kind::LEN, shared.seq, &[]);
+        let len = shared.state.lock().image.len;
+        Ok(len)
+    }
+
+    async fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), Error> {
+        let shared = &*self.shared;
+        let size = buf.len() as u64;
+        shared
+            .core
+            .audit(kind::READ, shared.word(offset), &size.to_le_bytes());
+        let end = offset.checked_add(size).ok_or(Error::OffsetOverflow)?;
+        {
+            let state = shared.state.lock();
+            if end > state.image.len {
+                return Err(Error::BlobInsufficientLength);
+            }
+            state.image.read(buf, offset);
+        }
+        shared.metrics.storage_reads.inc();
+        shared.metrics.storage_read_bandwidth.inc_by(size);
+        Ok(())
+    }
+
+    async fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), Error> {
+        let shared = &*self.shared;
+        shared.core.audit(kind::WRITE, shared.word(offset), buf);
+        let size = buf.len() as u64;
+        let end = offset
+            .checked_add(size)
+            .filter(|end| *end <= MAX_BLOB_LEN)
+            .ok_or(Error::OffsetOverflow)?;
+        if !buf.is_empty() {
+            shared.state.lock().write(buf, offset, end)?;
+        }
+        shared.metrics.storage_writes.inc();
+        shared.metrics.storage_write_bandwidth.inc_by(size);
+        Ok(())
+    }
+
+    async fn truncate(&self, len: u64) -> Result<(), Error> {
+        let shared = &*self.shared;
+        shared.core.audit(kind::TRUNCATE, shared.word(len), &[]);
+        if len > MAX_BLOB_LEN {
+            return Err(Error::BlobTruncateFailed(
+                shared.partition.clone(),
+                hex(&shared.name),
+            ));
+        }
+        shared.state.lock().truncate(len);
+        Ok(())
+    }
+
+    async fn sync(&self) -> Result<(), Error> {
+        let shared = &*self.shared;
+        shared.core.audit(kind::SYNC, shared.seq, &[]);
+        shared.publish()
+    }
+
+    async fn close(self) -> Result<(), Error> {
+        let shared = &*self.shared;
+        shared.core.audit(kind::CLOSE, shared.seq, &[]);
+        shared.publish()
+    }
+}
