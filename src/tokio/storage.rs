@@ -47,7 +47,7 @@
 //! Positional I/O and link counts are Unix APIs: this backend builds on Unix.
 
 use super::{Context, Inner};
-use crate::Error;
+use crate::{hex, Error};
 use std::{
     ffi::OsStr,
     fs::{self, File, OpenOptions},
@@ -63,17 +63,6 @@ const EMPTY_NAME: &str = "_empty";
 
 /// Largest end offset a file can have (`off_t` is signed 64-bit).
 const MAX_END: u64 = i64::MAX as u64;
-
-/// Lowercase hex of `bytes` (also the form blob names take in errors).
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)] as char);
-        out.push(DIGITS[usize::from(byte & 0xf)] as char);
-    }
-    out
-}
 
 /// The file name of the blob named `name`.
 fn file_name(name: &[u8]) -> String {
@@ -428,7 +417,6 @@ mod tests {
             assert!(!file.contains(['/', '\\', '\0']));
             assert_eq!(blob_name(OsStr::new(&file)), Some(name.to_vec()));
         }
-        assert_eq!(hex(b"\x0a\xbc"), "0abc");
     }
 
     #[test]
