@@ -65,10 +65,12 @@ where
 }
 
 /// Instantiates every check of the suite for one runtime: a module
-/// `$backend` with one `#[test]` per check, run through `$run`.
+/// `$backend` with one `#[test]` per check, run through `$run` (or, for
+/// checks of the runner itself, on the `(runner, context)` that `$init`
+/// makes).
 macro_rules! instantiate {
-    ($backend:ident, $run:ident) => {
-        instantiate!(@tests $backend, $run,
+    ($backend:ident, $run:ident, $init:expr) => {
+        instantiate!(@tests $backend, $run, $init,
             tasks: [
                 spawn_returns_value,
                 task_runs_without_await,
@@ -81,6 +83,7 @@ macro_rules! instantiate {
                 sleepers_wake_in_deadline_order,
                 select_on_handle,
                 many_tasks_complete,
+                governor_clock_is_current,
             ],
             network: [
                 dial_accept_exchange,
@@ -108,7 +111,7 @@ macro_rules! instantiate {
             ],
         );
     };
-    (@tests $backend:ident, $run:ident, $($module:ident: [$($check:ident),* $(,)?]),* $(,)?) => {
+    (@tests $backend:ident, $run:ident, $init:expr, $($module:ident: [$($check:ident),* $(,)?]),* $(,)?) => {
         mod $backend {
             $(
                 mod $module {
@@ -125,9 +128,22 @@ macro_rules! instantiate {
             fn metrics_report_real_values() {
                 crate::$run(crate::metrics::metrics_report_real_values);
             }
+
+            #[test]
+            fn context_outlives_runner() {
+                let (runner, context) = $init;
+                crate::tasks::context_outlives_runner(runner, context);
+            }
         }
     };
 }
 
-instantiate!(on_tokio, run_tokio);
-instantiate!(on_deterministic, run_deterministic);
+instantiate!(
+    on_tokio,
+    run_tokio,
+    commonware_runtime::tokio::Executor::default()
+);
+instantiate!(on_deterministic, run_deterministic, {
+    let (runner, context, _) = commonware_runtime::deterministic::Executor::default();
+    (runner, context)
+});

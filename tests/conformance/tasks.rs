@@ -1,16 +1,18 @@
 //! Tasks, handles, stop signals and time: what both runtimes promise through
 //! `Spawner` and `Clock`.
 
-use commonware_runtime::{reschedule, Clock, Error, Spawner};
+use commonware_runtime::{reschedule, Clock, Error, Runner, Spawner};
 use futures::{
     channel::oneshot,
     future::{select, Either},
     FutureExt,
 };
+use governor::clock::{Clock as GClock, ReasonablyRealtime};
+use rand::{CryptoRng, RngCore};
 use std::{
     pin::pin,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 /// A handle resolves to the task's output.
@@ -170,4 +172,36 @@ pub async fn many_tasks_complete(ctx: impl Spawner) {
     for (i, handle) in handles.into_iter().enumerate() {
         assert_eq!(handle.await, Ok(i as u32 * 2));
     }
+}
+
+/// governor's clock (what rate limiters read) is the runtime's clock.
+pub async fn governor_clock_is_current<C>(ctx: C)
+where
+    C: Clock + GClock<Instant = SystemTime> + ReasonablyRealtime,
+{
+    ctx.sleep(Duration::from_millis(3)).await;
+    let before = ctx.current();
+    let now = GClock::now(&ctx);
+    let after = ctx.current();
+    assert!(
+        before <= now && now <= after,
+        "{before:?} {now:?} {after:?}"
+    );
+}
+
+/// A context is usable before `start` and after its runner is gone (for
+/// random numbers and the clock), and its clones share one generator.
+pub fn context_outlives_runner<C>(runner: impl Runner, mut ctx: C)
+where
+    C: Clock + RngCore + CryptoRng,
+{
+    let mut before = [0u8; 16];
+    ctx.fill_bytes(&mut before);
+    let start = ctx.current();
+    runner.start(async {});
+    let mut clone = ctx.clone();
+    let (a, b) = (clone.next_u64(), ctx.next_u64());
+    assert_ne!(a, b, "clones repeat each other's draws");
+    assert_ne!(before, [0u8; 16]);
+    assert!(ctx.current() >= start);
 }
