@@ -16,6 +16,7 @@
 //!   count), checked by the caller, so no side can skip work.
 //! * Sizes live in [`WORKLOADS`] only; the bench and the report agree on them.
 
+pub mod adapter;
 pub mod memory;
 
 use futures::task::AtomicWaker;
@@ -67,6 +68,19 @@ pub const MESSAGES: u64 = 3_000_000;
 pub const TREE_DEPTH: u32 = 9;
 /// Spawn tree: children per node.
 pub const TREE_BRANCHING: u64 = 4;
+
+/// Echo (issue 3): connections.
+pub const ECHO_CONNECTIONS: usize = 100;
+/// Echo: messages echoed per connection.
+pub const ECHO_MESSAGES: usize = 2_000;
+/// Echo: message size in bytes.
+pub const ECHO_MESSAGE: usize = 64;
+/// Blob (issue 3): 4 KiB writes per round.
+pub const BLOB_WRITES: u64 = 16_384;
+/// Blob: rounds of write, sync, read back.
+pub const BLOB_ROUNDS: u64 = 6;
+/// Blob: block size in bytes.
+pub const BLOCK: usize = 4_096;
 
 /// Tasks a spawn tree of `depth` and `branching` spawns (the root excluded).
 pub const fn tree_tasks(depth: u32, branching: u64) -> u64 {
@@ -157,6 +171,26 @@ pub const WORKLOADS: &[Workload] = &[
     },
 ];
 
+/// The issue-3 table (simulated network and storage), in order.
+pub const NETWORK_STORAGE: &[Workload] = &[
+    Workload {
+        group: "echo",
+        description: "100 connections × 2,000 echoed 64-byte messages",
+        ops: (ECHO_CONNECTIONS * ECHO_MESSAGES) as u64,
+        unit: "round trip",
+        target: 10.0,
+        versus_tokio: false,
+    },
+    Workload {
+        group: "blob",
+        description: "16,384 writes of 4 KiB to one blob, sync, read all back (6 rounds)",
+        ops: BLOB_WRITES * BLOB_ROUNDS,
+        unit: "block written and read",
+        target: 10.0,
+        versus_tokio: false,
+    },
+];
+
 /// Where the duplicate-wakes workload parks its tasks: one waker slot per
 /// task and a delivery counter. A delivery bumps the counter and wakes every
 /// parked task a given number of times.
@@ -230,8 +264,8 @@ impl Future for Wait<'_> {
 }
 
 /// A task that stays parked on `board` until delivery `round`.
-pub fn parked(board: Arc<Board>, task: usize, round: u64) -> impl Future<Output = ()> + Send {
-    async move { board.wait(task, round).await }
+pub async fn parked(board: Arc<Board>, task: usize, round: u64) {
+    board.wait(task, round).await
 }
 
 /// Pseudo-random sleep durations in nanoseconds, uniform in 1 ms..=10 s.
@@ -250,7 +284,10 @@ macro_rules! deterministic_workloads {
         use crate::Board;
         use futures::{channel::mpsc, SinkExt, StreamExt};
         use std::{future::Future, pin::Pin, time::Duration};
-        use $krate::{deterministic::Executor, reschedule, Clock, Runner, Spawner};
+        use $krate::{
+            deterministic::Executor, reschedule, Clock, Listener, Network, Runner, Sink, Spawner,
+            Stream,
+        };
 
         type Context = $krate::deterministic::Context;
 
@@ -405,6 +442,104 @@ macro_rules! deterministic_workloads {
                     leaves += handle.await.expect("node failed");
                 }
                 leaves
+            })
+        }
+
+        /// `connections` clients each exchange `messages` 64-byte messages
+        /// with an echo server over the simulated network; returns the
+        /// bytes echoed.
+        pub fn echo(connections: usize, messages: usize) -> usize {
+            let (runner, context, _) = Executor::seeded(0);
+            runner.start(async move {
+                let address = std::net::SocketAddr::from(([127, 0, 0, 1], 8_000));
+                let mut listener = context.bind(address).await.expect("bind failed");
+                let server = context.spawn("server", {
+                    let context = context.clone();
+                    async move {
+                        let mut echoes = Vec::with_capacity(connections);
+                        for _ in 0..connections {
+                            let (_, mut sink, mut stream) =
+                                listener.accept().await.expect("accept failed");
+                            echoes.push(context.spawn("echo", async move {
+                                let mut buf = [0u8; crate::ECHO_MESSAGE];
+                                for _ in 0..messages {
+                                    stream.recv(&mut buf).await.expect("server recv failed");
+                                    sink.send(&buf).await.expect("server send failed");
+                                }
+                            }));
+                        }
+                        for echo in echoes {
+                            echo.await.expect("echo failed");
+                        }
+                    }
+                });
+                let clients: Vec<_> = (0..connections)
+                    .map(|c| {
+                        let dialer = context.clone();
+                        context.spawn("client", async move {
+                            let (mut sink, mut stream) =
+                                dialer.dial(address).await.expect("dial failed");
+                            let mut buf = [c as u8; crate::ECHO_MESSAGE];
+                            let mut echoed = 0;
+                            for m in 0..messages {
+                                buf[1..9].copy_from_slice(&(m as u64).to_le_bytes());
+                                let sent = buf;
+                                sink.send(&buf).await.expect("client send failed");
+                                stream.recv(&mut buf).await.expect("client recv failed");
+                                assert_eq!(buf, sent, "echo differs");
+                                echoed += buf.len();
+                            }
+                            echoed
+                        })
+                    })
+                    .collect();
+                let mut echoed = 0;
+                for client in clients {
+                    echoed += client.await.expect("client failed");
+                }
+                server.await.expect("server failed");
+                echoed
+            })
+        }
+
+        /// `rounds` times: writes `writes` blocks of 4 KiB to one blob,
+        /// syncs, and reads every block back. Returns the blob's length;
+        /// with `meter`, also the peak heap growth over the run (bytes).
+        pub fn blob(
+            writes: u64,
+            rounds: u64,
+            meter: Option<&'static peak_alloc::PeakAlloc>,
+        ) -> (u64, Option<usize>) {
+            use $krate::{Blob as _, Storage as _};
+            let (runner, context, _) = Executor::seeded(0);
+            runner.start(async move {
+                let baseline = meter.map(|meter| {
+                    meter.reset_peak_usage();
+                    meter.current_usage()
+                });
+                let mut block = [0u8; crate::BLOCK];
+                let mut read = [0u8; crate::BLOCK];
+                let mut len = 0;
+                for round in 0..rounds {
+                    let blob = context.open("bench", b"blob").await.expect("open failed");
+                    for i in 0..writes {
+                        block[..8].copy_from_slice(&(round ^ i).to_le_bytes());
+                        let offset = i * crate::BLOCK as u64;
+                        blob.write_at(&block, offset).await.expect("write failed");
+                    }
+                    blob.sync().await.expect("sync failed");
+                    for i in 0..writes {
+                        let offset = i * crate::BLOCK as u64;
+                        blob.read_at(&mut read, offset).await.expect("read failed");
+                        assert_eq!(read[..8], (round ^ i).to_le_bytes(), "block differs");
+                    }
+                    len = blob.len().await.expect("len failed");
+                    blob.close().await.expect("close failed");
+                }
+                let peak = meter
+                    .zip(baseline)
+                    .map(|(meter, baseline)| meter.peak_usage().saturating_sub(baseline));
+                (len, peak)
             })
         }
 

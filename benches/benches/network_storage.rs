@@ -1,0 +1,44 @@
+//! Issue 3's workloads: the simulated network and storage of our
+//! deterministic runtime against the registry's commonware-runtime 0.0.16,
+//! side by side in one run, at the sizes the issue names.
+
+use commonware_runtime_benches::{
+    ours, reference, BLOB_ROUNDS, BLOB_WRITES, BLOCK, ECHO_CONNECTIONS, ECHO_MESSAGE, ECHO_MESSAGES,
+};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use std::time::Duration;
+
+fn network_storage(c: &mut Criterion) {
+    let echoed = ECHO_CONNECTIONS * ECHO_MESSAGES * ECHO_MESSAGE;
+    let blob_len = BLOB_WRITES * BLOCK as u64;
+    let mut group = c.benchmark_group("echo");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
+    group.bench_function("ours", |b| {
+        b.iter(|| assert_eq!(ours::echo(ECHO_CONNECTIONS, ECHO_MESSAGES), echoed))
+    });
+    group.bench_function("reference", |b| {
+        b.iter(|| assert_eq!(reference::echo(ECHO_CONNECTIONS, ECHO_MESSAGES), echoed))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("blob");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
+    group.bench_function("ours", |b| {
+        b.iter(|| assert_eq!(ours::blob(BLOB_WRITES, BLOB_ROUNDS, None).0, blob_len))
+    });
+    group.bench_function("reference", |b| {
+        b.iter(|| assert_eq!(reference::blob(BLOB_WRITES, BLOB_ROUNDS, None).0, blob_len))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, network_storage);
+criterion_main!(benches);

@@ -1,0 +1,89 @@
+//! Runs one workload once, for profilers (`valgrind --tool=callgrind`,
+//! `perf record`), without criterion's sampling around it.
+//!
+//! Usage: `profile <workload> <ours|reference|tokio> [divisor]`, where
+//! `<workload>` is a group name of the `runtime` bench (`spawn_join`,
+//! `reschedule`, `duplicate_wakes_4`, `sleepers`, `sleep_loop`, `ping_pong`,
+//! `spawn_tree`), of the `network_storage` bench (`echo`, `blob`) or of the
+//! `tokio_adapter` bench (`tokio_spawn_join`, `tokio_echo`; sides `ours` and
+//! `tokio`), and the optional divisor shrinks the workload's size.
+
+use commonware_runtime_benches::{
+    adapter, ours, reference, sleep_durations, tokio_ct, BLOB_ROUNDS, BLOB_WRITES, DELIVERIES,
+    ECHO_CONNECTIONS, ECHO_MESSAGES, MESSAGES, PARKED_TASKS, SLEEPERS, SLEEPS, SPAWN_TASKS,
+    TREE_BRANCHING, TREE_DEPTH, YIELDS, YIELD_TASKS,
+};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: profile <workload> <ours|reference|tokio> [divisor]";
+    let (Some(workload), Some(side)) = (args.get(1), args.get(2)) else {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    };
+    let divisor: u64 = args.get(3).and_then(|d| d.parse().ok()).unwrap_or(1).max(1);
+    let side = side.as_str();
+    let result: u64 = match (workload.as_str(), side) {
+        ("spawn_join", "ours") => ours::spawn_join(SPAWN_TASKS / divisor),
+        ("spawn_join", "reference") => reference::spawn_join(SPAWN_TASKS / divisor),
+        ("spawn_join", "tokio") => tokio_ct::spawn_join(SPAWN_TASKS / divisor),
+        ("reschedule", side) => {
+            let yields = YIELDS / divisor as usize;
+            (match side {
+                "ours" => ours::yielders(YIELD_TASKS, yields),
+                "reference" => reference::yielders(YIELD_TASKS, yields),
+                _ => tokio_ct::yielders(YIELD_TASKS, yields),
+            }) as u64
+        }
+        (name, side) if name.starts_with("duplicate_wakes_") => {
+            let wakes = name["duplicate_wakes_".len()..].parse().unwrap_or(4);
+            let deliveries = (DELIVERIES / divisor).max(1);
+            (match side {
+                "ours" => ours::duplicate_wakes(PARKED_TASKS, deliveries, wakes),
+                "reference" => reference::duplicate_wakes(PARKED_TASKS, deliveries, wakes),
+                _ => tokio_ct::duplicate_wakes(PARKED_TASKS, deliveries, wakes),
+            }) as u64
+        }
+        ("sleepers", "ours") => ours::sleepers(sleep_durations(SLEEPERS / divisor, 7)),
+        ("sleepers", "reference") => reference::sleepers(sleep_durations(SLEEPERS / divisor, 7)),
+        ("sleep_loop", "ours") => ours::sleep_loop(SLEEPS / divisor).as_millis() as u64,
+        ("sleep_loop", "reference") => reference::sleep_loop(SLEEPS / divisor).as_millis() as u64,
+        ("ping_pong", "ours") => ours::ping_pong(MESSAGES / divisor),
+        ("ping_pong", "reference") => reference::ping_pong(MESSAGES / divisor),
+        ("ping_pong", "tokio") => tokio_ct::ping_pong(MESSAGES / divisor),
+        ("spawn_tree", side) => {
+            // Each level is `branching` times the one below: drop levels.
+            let depth = TREE_DEPTH - (divisor.ilog(TREE_BRANCHING)).min(TREE_DEPTH);
+            match side {
+                "ours" => ours::spawn_tree(depth, TREE_BRANCHING),
+                "reference" => reference::spawn_tree(depth, TREE_BRANCHING),
+                _ => tokio_ct::spawn_tree(depth, TREE_BRANCHING),
+            }
+        }
+        ("echo", "ours") => ours::echo(ECHO_CONNECTIONS, ECHO_MESSAGES / divisor as usize) as u64,
+        ("echo", "reference") => {
+            reference::echo(ECHO_CONNECTIONS, ECHO_MESSAGES / divisor as usize) as u64
+        }
+        ("blob", "ours") => ours::blob(BLOB_WRITES / divisor, BLOB_ROUNDS, None).0,
+        ("blob", "reference") => reference::blob(BLOB_WRITES / divisor, BLOB_ROUNDS, None).0,
+        ("tokio_spawn_join", "ours") => {
+            adapter::spawn_join_ours(adapter::SPAWN_TASKS / divisor).as_micros() as u64
+        }
+        ("tokio_spawn_join", "tokio") => {
+            adapter::spawn_join_raw(adapter::SPAWN_TASKS / divisor).as_micros() as u64
+        }
+        ("tokio_echo", "ours") => {
+            let trips = adapter::ROUND_TRIPS / divisor as usize;
+            adapter::echo_ours(adapter::CONNECTIONS, trips).as_micros() as u64
+        }
+        ("tokio_echo", "tokio") => {
+            let trips = adapter::ROUND_TRIPS / divisor as usize;
+            adapter::echo_raw(adapter::CONNECTIONS, trips).as_micros() as u64
+        }
+        _ => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
+    };
+    println!("{workload}/{side}: {result}");
+}
