@@ -208,6 +208,8 @@ mod tests {
     }
 
     #[test]
+    // The owned clone is the point: `wake` (by value) must enqueue once too.
+    #[allow(clippy::waker_clone_wake)]
     fn duplicate_wakes_enqueue_once() {
         let (queue, header) = header(3);
         header.clear_queued();

@@ -3,8 +3,12 @@
 //! # Panics
 //!
 //! If any task panics, the runtime will panic (and shutdown). Before the
-//! panic propagates, one line naming the seed, the strategy and the virtual
-//! time is printed to stderr so the failure can be replayed exactly.
+//! panic propagates, a line `deterministic runtime panicked (seed=1234,
+//! strategy=pct(3)): <message>` is printed to stderr, followed by the task,
+//! virtual time and auditor state: rerunning with that seed and
+//! [`Config::strategy`] reproduces the failure at the same virtual time with
+//! the same auditor state. See [`explore`] for seed sweeps, recorded
+//! schedules and shrinking.
 //!
 //! # Example
 //!
@@ -37,10 +41,15 @@
 //!   (e.g. to draw random numbers); clones share one generator and auditor.
 
 mod auditor;
+mod explore;
 mod network;
 mod storage;
 
 pub use auditor::Auditor;
+pub use explore::{
+    check_determinism, explore, record, shrink, shrink_with, try_run, Divergence, ExploreError,
+    FailedRun, ParseError, Schedule, Shrunk, Strategy, Sweep, SweepError, Swept, PCT_DEFAULT_STEPS,
+};
 pub use network::{Listener, Sink, Stream};
 pub use storage::{Blob, Partition, MAX_BLOB_LEN};
 
@@ -49,7 +58,7 @@ use crate::{
     metrics::Metrics,
     Handle, Signal, Signaler,
 };
-use commonware_executor::{Core, Failure, Uniform};
+use commonware_executor::{Core, Failure, Recorder};
 use governor::clock::{Clock as GClock, ReasonablyRealtime};
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
@@ -106,6 +115,11 @@ pub struct Config {
 
     /// If the runtime is still executing at this point (i.e. a test hasn't stopped), panic.
     pub timeout: Option<Duration>,
+
+    /// How tasks are scheduled and where random numbers come from (default:
+    /// [`Strategy::Uniform`], the reference runtime's behaviour). Printed
+    /// with the seed when a run fails.
+    pub strategy: Strategy,
 }
 
 impl Default for Config {
@@ -115,6 +129,7 @@ impl Default for Config {
             seed: 42,
             cycle: Duration::from_millis(1),
             timeout: None,
+            strategy: Strategy::Uniform,
         }
     }
 }
@@ -168,10 +183,12 @@ impl Runtime {
         })
     }
 
-    /// The line printed before a failure propagates.
-    fn reproduction(&self) -> String {
+    /// What is printed before a failure propagates: the seed and strategy
+    /// that reproduce it, the message, then where the run stood.
+    fn reproduction(&self, task: Option<&str>, message: &str) -> String {
+        let task = task.map(|t| format!("in task '{t}' ")).unwrap_or_default();
         format!(
-            "seed={}, strategy={}, time={:?}, auditor={}",
+            "deterministic runtime panicked (seed={}, strategy={}): {message}\n  {task}at {:?} (virtual), auditor={}; rerun with this seed and strategy to reproduce",
             self.seed,
             self.core.strategy_name(),
             Duration::from_nanos(self.core.now()),
@@ -186,6 +203,11 @@ pub struct Executor;
 impl Executor {
     /// Initialize a new `deterministic` runtime with the given seed and cycle duration.
     pub fn init(cfg: Config) -> (Runner, Context, Arc<Auditor>) {
+        Self::build(cfg, false)
+    }
+
+    /// [`Executor::init`], recording the run's schedule if `record` is set.
+    fn build(cfg: Config, record: bool) -> (Runner, Context, Arc<Auditor>) {
         if cfg.timeout.is_some() && cfg.cycle == Duration::default() {
             panic!("cycle duration must be non-zero when timeout is set");
         }
@@ -194,7 +216,11 @@ impl Executor {
             start: 0,
             cycle: nanos(cfg.cycle, "cycle"),
             deadline,
-            strategy: Box::new(Uniform::new(cfg.seed)),
+            strategy: if record {
+                Box::new(Recorder::new(cfg.strategy.build(cfg.seed)))
+            } else {
+                cfg.strategy.build(cfg.seed)
+            },
         });
         let metrics = Arc::new(Metrics::init(&cfg.registry));
         let auditor = Arc::new(Auditor::new());
@@ -260,14 +286,12 @@ impl crate::Runner for Runner {
                 value.expect("root task completed without output")
             }
             Err(Failure::Panic { label, payload }) => {
-                eprintln!(
-                    "deterministic runtime panicked in task '{label}' ({}); rerun with this seed to reproduce",
-                    runtime.reproduction()
-                );
+                let message = explore::panic_message(&*payload);
+                eprintln!("{}", runtime.reproduction(Some(&label), message));
                 resume_unwind(payload)
             }
             Err(Failure::Stalled(message)) | Err(Failure::Timeout(message)) => {
-                eprintln!("deterministic runtime failed ({})", runtime.reproduction());
+                eprintln!("{}", runtime.reproduction(None, &message));
                 panic!("{message}")
             }
         }
