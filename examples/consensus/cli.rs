@@ -1,0 +1,225 @@
+//! Flags: what the command line asks for, and the command that replays a
+//! run.
+//!
+//! Flags are parsed by hand (no dependency). Every value is checked; a bad
+//! one is reported with the usage text, never a panic.
+//!
+//! # Invariants
+//! * [`replay`] prints a command whose flags [`parse`] turns back into the
+//!   same options, for just the one seed.
+
+use crate::sim::{Bug, Faults, Options};
+use std::{ops::Range, time::Duration};
+
+pub const USAGE: &str = "\
+usage: cargo run --release --example consensus -- [flags]
+
+  --seeds A..B        seeds to run, end exclusive (or one seed: --seeds 17)   [0..20]
+  --nodes N           cluster size, 1 to 9                                   [5]
+  --faults F          on, off, or a comma list of: crash, power              [on]
+  --duration SECS     virtual seconds of faults per run (then 10 s settle)   [60]
+  --bug skip-fsync    plant a bug: acknowledge appends before syncing them
+  --help              this text";
+
+/// What the command line asked for.
+pub struct Args {
+    pub seeds: Range<u64>,
+    pub options: Options,
+}
+
+fn parse_seeds(value: &str) -> Option<Range<u64>> {
+    match value.split_once("..") {
+        Some((start, end)) => {
+            let range = start.parse().ok()?..end.parse().ok()?;
+            (!range.is_empty()).then_some(range)
+        }
+        None => {
+            let seed: u64 = value.parse().ok()?;
+            Some(seed..seed.checked_add(1)?)
+        }
+    }
+}
+
+fn parse_faults(value: &str) -> Option<Faults> {
+    match value {
+        "on" => Some(Faults::ALL),
+        "off" => Some(Faults::NONE),
+        list => list.split(',').try_fold(Faults::NONE, |mut faults, fault| {
+            match fault {
+                "crash" => faults.crash = true,
+                "power" => faults.power = true,
+                _ => return None,
+            }
+            Some(faults)
+        }),
+    }
+}
+
+pub fn format_faults(faults: Faults) -> String {
+    match faults {
+        Faults::ALL => "on".into(),
+        Faults::NONE => "off".into(),
+        Faults { crash, power } => [(crash, "crash"), (power, "power")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| *name)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// Parses the flags (without the program name); `Ok(None)` asks for help.
+pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut parsed = Args {
+        seeds: 0..20,
+        options: Options::default(),
+    };
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Ok(None);
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))?;
+        let invalid = || format!("invalid value for {flag}: {value}\n\n{USAGE}");
+        match flag.as_str() {
+            "--seeds" => parsed.seeds = parse_seeds(&value).ok_or_else(invalid)?,
+            "--nodes" => {
+                parsed.options.nodes = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=9).contains(n))
+                    .ok_or_else(invalid)?
+            }
+            "--faults" => parsed.options.faults = parse_faults(&value).ok_or_else(invalid)?,
+            "--duration" => {
+                parsed.options.duration = value
+                    .parse()
+                    .ok()
+                    .filter(|&secs| secs > 0 && secs <= 1_000_000)
+                    .map(Duration::from_secs)
+                    .ok_or_else(invalid)?
+            }
+            "--bug" => match value.as_str() {
+                "skip-fsync" => parsed.options.bug = Some(Bug::SkipFsync),
+                _ => return Err(invalid()),
+            },
+            _ => return Err(format!("unknown flag {flag}\n\n{USAGE}")),
+        }
+    }
+    Ok(Some(parsed))
+}
+
+/// The command that replays `seed` with `options`.
+pub fn replay(seed: u64, options: &Options) -> String {
+    let defaults = Options::default();
+    let mut command = format!(
+        "cargo run --release --example consensus -- --seeds {seed}..{}",
+        seed + 1
+    );
+    if options.nodes != defaults.nodes {
+        command += &format!(" --nodes {}", options.nodes);
+    }
+    if options.faults != defaults.faults {
+        command += &format!(" --faults {}", format_faults(options.faults));
+    }
+    if options.duration != defaults.duration {
+        command += &format!(" --duration {}", options.duration.as_secs());
+    }
+    if options.bug == Some(Bug::SkipFsync) {
+        command += " --bug skip-fsync";
+    }
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Result<Args, String> {
+        parse(line.split_whitespace().map(String::from))?.ok_or_else(|| "help".into())
+    }
+
+    #[test]
+    fn defaults() {
+        let parsed = args("").unwrap();
+        assert_eq!(parsed.seeds, 0..20);
+        assert_eq!(parsed.options.nodes, 5);
+        assert_eq!(parsed.options.faults, Faults::ALL);
+        assert_eq!(parsed.options.bug, None);
+    }
+
+    #[test]
+    fn flags() {
+        let parsed =
+            args("--seeds 17 --nodes 7 --faults crash --duration 5 --bug skip-fsync").unwrap();
+        assert_eq!(parsed.seeds, 17..18);
+        assert_eq!(parsed.options.nodes, 7);
+        assert_eq!(
+            parsed.options.faults,
+            Faults {
+                crash: true,
+                power: false
+            }
+        );
+        assert_eq!(parsed.options.duration, Duration::from_secs(5));
+        assert_eq!(parsed.options.bug, Some(Bug::SkipFsync));
+        assert_eq!(args("--faults off").unwrap().options.faults, Faults::NONE);
+        assert_eq!(
+            args("--faults power,crash").unwrap().options.faults,
+            Faults::ALL
+        );
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        for line in [
+            "--seeds",
+            "--seeds 5..5",
+            "--seeds 9..3",
+            "--seeds x",
+            "--seeds 18446744073709551615",
+            "--nodes 0",
+            "--nodes 10",
+            "--faults sometimes",
+            "--faults crash,,power",
+            "--duration 0",
+            "--bug other",
+            "--verbose 1",
+        ] {
+            assert!(args(line).is_err(), "{line}");
+        }
+    }
+
+    #[test]
+    fn help() {
+        assert!(matches!(
+            parse(["--help".to_string()].into_iter()),
+            Ok(None)
+        ));
+    }
+
+    #[test]
+    fn replay_parses_back_to_the_same_run() {
+        let options = Options {
+            nodes: 3,
+            faults: Faults {
+                crash: false,
+                power: true,
+            },
+            duration: Duration::from_secs(30),
+            bug: Some(Bug::SkipFsync),
+            ..Options::default()
+        };
+        for options in [Options::default(), options] {
+            let command = replay(17, &options);
+            let flags = command.split_once(" -- ").unwrap().1;
+            let parsed = args(flags).unwrap();
+            assert_eq!(parsed.seeds, 17..18);
+            assert_eq!(parsed.options.nodes, options.nodes);
+            assert_eq!(parsed.options.faults, options.faults);
+            assert_eq!(parsed.options.duration, options.duration);
+            assert_eq!(parsed.options.bug, options.bug);
+        }
+    }
+}
