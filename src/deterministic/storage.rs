@@ -105,6 +105,25 @@ impl Image {
     }
 }
 
+/// Writes `src` over `range` of the page in `slot`, copying the page first
+/// if it is shared with another image.
+fn write_page(slot: &mut Option<Arc<Page>>, range: Range<usize>, src: &[u8]) {
+    if let Some(page) = slot.as_mut().and_then(Arc::get_mut) {
+        page[range].copy_from_slice(src);
+        return;
+    }
+    // A whole new page is copied once: no zeroing, and no copy of bytes
+    // about to be overwritten.
+    if src.len() == PAGE {
+        if let Ok(page) = Arc::<[u8]>::from(src).try_into() {
+            *slot = Some(page);
+            return;
+        }
+    }
+    let page = slot.get_or_insert_with(|| Arc::new([0; PAGE]));
+    Arc::make_mut(page)[range].copy_from_slice(src);
+}
+
 /// What `sync` or `close` last published for one blob.
 struct Durable {
     image: Image,
@@ -300,12 +319,7 @@ impl Volatile {
             pages.resize(last + 1, None);
         }
         for (index, in_page, in_buf) in spans(offset, data.len()) {
-            let slot = &mut self.image.pages[index];
-            let page = match slot {
-                Some(page) => Arc::make_mut(page),
-                None => Arc::make_mut(slot.insert(Arc::new([0; PAGE]))),
-            };
-            page[in_page].copy_from_slice(&data[in_buf]);
+            write_page(&mut self.image.pages[index], in_page, &data[in_buf]);
             self.mark(index);
         }
         self.image.len = self.image.len.max(end);
