@@ -56,19 +56,21 @@ async fn bank(mut context: Context) {
     let tellers = 2 + context.next_u64() % 2;
     for teller in 0..tellers {
         let (bank, done, mut context) = (bank.clone(), done.clone(), context.clone());
-        context.clone().spawn(&format!("teller{teller}"), async move {
-            for _ in 0..3 * teller {
-                reschedule().await;
-            }
-            for _ in 0..2 {
-                let r = context.next_u64();
-                let from = (r % ACCOUNTS as u64) as usize;
-                let to = (from + 1 + ((r >> 8) % (ACCOUNTS as u64 - 1)) as usize) % ACCOUNTS;
-                let amount = (r >> 16) % 50 + 1;
-                transfer(&bank, from, to, amount).await;
-            }
-            let _ = done.unbounded_send(teller);
-        });
+        context
+            .clone()
+            .spawn(&format!("teller{teller}"), async move {
+                for _ in 0..3 * teller {
+                    reschedule().await;
+                }
+                for _ in 0..2 {
+                    let r = context.next_u64();
+                    let from = (r % ACCOUNTS as u64) as usize;
+                    let to = (from + 1 + ((r >> 8) % (ACCOUNTS as u64 - 1)) as usize) % ACCOUNTS;
+                    let amount = (r >> 16) % 50 + 1;
+                    transfer(&bank, from, to, amount).await;
+                }
+                let _ = done.unbounded_send(teller);
+            });
     }
 
     // A sleeper that may be aborted before its timer fires.
@@ -99,7 +101,11 @@ async fn bank(mut context: Context) {
         reported += 1;
     }
     let total: u64 = bank.lock().await.iter().sum();
-    assert_eq!(total, BALANCE * ACCOUNTS as u64, "money was created or destroyed");
+    assert_eq!(
+        total,
+        BALANCE * ACCOUNTS as u64,
+        "money was created or destroyed"
+    );
 }
 
 fuzz_target!(|input: &[u8]| {
