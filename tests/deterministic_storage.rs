@@ -9,7 +9,7 @@ use commonware_runtime::{
     Blob, Error, Runner, Spawner, Storage,
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
-use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::{
     collections::BTreeMap,
     process::Command,
@@ -430,8 +430,10 @@ fn model_run(seed: u64) {
                 (rng.gen_range(0..5u64) * 4096 + rng.gen_range(0..300u64)).saturating_sub(150);
             match rng.gen_range(0..10) {
                 0..=3 => {
-                    let mut data = vec![0u8; rng.gen_range(0..9_000)];
-                    rng.fill_bytes(&mut data);
+                    let first: u8 = rng.gen();
+                    let data: Vec<u8> = (0..rng.gen_range(0..9_000u32))
+                        .map(|i| first.wrapping_add(i as u8))
+                        .collect();
                     handle.blob.write_at(&data, offset).await.unwrap();
                     if !data.is_empty() {
                         let end = offset as usize + data.len();
@@ -479,7 +481,7 @@ fn model_run(seed: u64) {
 
 #[test]
 fn random_operations_match_a_model() {
-    for seed in 0..40 {
+    for seed in 0..24 {
         model_run(seed);
     }
 }

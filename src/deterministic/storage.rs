@@ -493,3 +493,114 @@ impl crate::Blob for Blob {
         shared.publish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> (Volatile, Durable) {
+        let volatile = Volatile {
+            image: Image::default(),
+            dirty: Vec::new(),
+            marks: Vec::new(),
+            low: 0,
+            base: 1,
+        };
+        let durable = Durable {
+            image: Image::default(),
+            version: 1,
+        };
+        (volatile, durable)
+    }
+
+    fn write(volatile: &mut Volatile, data: &[u8], offset: u64) {
+        let end = offset + data.len() as u64;
+        volatile.write(data, offset, end).unwrap();
+    }
+
+    /// Addresses of the pages of an image (`None` for a hole).
+    fn pointers(image: &Image) -> Vec<Option<*const Page>> {
+        image
+            .pages
+            .iter()
+            .map(|page| page.as_ref().map(Arc::as_ptr))
+            .collect()
+    }
+
+    #[test]
+    fn publishing_shares_pages_and_copies_only_what_changed() {
+        let (mut volatile, mut durable) = fresh();
+        write(&mut volatile, &[1; 100 * PAGE], 0);
+        assert_eq!(volatile.dirty.len(), 100);
+        volatile.publish(&mut durable, 2);
+        assert!(volatile.dirty.is_empty());
+        // After a publish both images hold the very same pages.
+        assert_eq!(pointers(&volatile.image), pointers(&durable.image));
+        let before = pointers(&durable.image);
+
+        // Small writes to two pages: only those are copied and published.
+        write(&mut volatile, b"x", 10);
+        write(&mut volatile, b"yy", 50 * PAGE as u64 + 7);
+        write(&mut volatile, b"z", 11);
+        assert_eq!(volatile.dirty, vec![0, 50]);
+        volatile.publish(&mut durable, 3);
+        let after = pointers(&durable.image);
+        for (index, (old, new)) in before.iter().zip(&after).enumerate() {
+            assert_eq!(old == new, index != 0 && index != 50, "page {index}");
+        }
+        assert_eq!(pointers(&volatile.image), after);
+    }
+
+    #[test]
+    fn copy_on_write_keeps_the_durable_image() {
+        let (mut volatile, mut durable) = fresh();
+        write(&mut volatile, &[1; 10], 0);
+        volatile.publish(&mut durable, 2);
+        write(&mut volatile, &[2; 3], 4);
+        let mut buf = [0u8; 10];
+        durable.image.read(&mut buf, 0);
+        assert_eq!(buf, [1; 10]);
+        volatile.image.read(&mut buf, 0);
+        assert_eq!(buf, [1, 1, 1, 1, 2, 2, 2, 1, 1, 1]);
+    }
+
+    #[test]
+    fn gaps_and_extensions_allocate_no_pages() {
+        let (mut volatile, _) = fresh();
+        write(&mut volatile, b"far", 1 << 30);
+        assert_eq!(volatile.image.pages.len(), (1 << 30) / PAGE + 1);
+        assert_eq!(volatile.image.pages.iter().flatten().count(), 1);
+        volatile.truncate(1 << 40);
+        assert_eq!(volatile.image.pages.len(), (1 << 30) / PAGE + 1);
+        let mut buf = [9u8; 5];
+        volatile.image.read(&mut buf, (1 << 40) - 5);
+        assert_eq!(buf, [0; 5]);
+    }
+
+    #[test]
+    fn shrinking_zeroes_the_tail_of_the_last_page() {
+        let (mut volatile, _) = fresh();
+        write(&mut volatile, &[7; 2 * PAGE], 0);
+        volatile.truncate(PAGE as u64 + 1);
+        assert_eq!(volatile.image.pages.len(), 2);
+        let last = volatile.image.pages[1].as_ref().unwrap();
+        assert_eq!(last[0], 7);
+        assert!(last[1..].iter().all(|byte| *byte == 0));
+        volatile.truncate(PAGE as u64);
+        assert_eq!(volatile.image.pages.len(), 1);
+    }
+
+    #[test]
+    fn spans_split_at_page_boundaries() {
+        let spans: Vec<_> = spans(PAGE as u64 - 2, PAGE + 4).collect();
+        assert_eq!(
+            spans,
+            vec![
+                (0, PAGE - 2..PAGE, 0..2),
+                (1, 0..PAGE, 2..PAGE + 2),
+                (2, 0..2, PAGE + 2..PAGE + 4),
+            ]
+        );
+        assert_eq!(super::spans(5, 0).count(), 0);
+    }
+}
