@@ -115,6 +115,7 @@ impl Trace {
 
 const K1: u64 = 0x9E37_79B9_7F4A_7C15;
 const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+const K3: u64 = 0x1656_67B1_9E37_79F9;
 
 /// A running, order-sensitive hash of events.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,16 +183,33 @@ impl Digest {
         self.trace.as_deref()
     }
 
+    /// Folds a payload into the lanes. Payloads (blocks written to storage,
+    /// messages sent) are the bulk of what the digest sees, so they are
+    /// consumed 16 bytes at a time into two accumulators whose dependency
+    /// chains are one multiply-add and one rotate-xor-add long, instead of
+    /// through the two-multiply `mix` chain: several times faster on KiB
+    /// payloads. A per-chunk key makes the product lane depend on where each
+    /// chunk sits; the rotating lane depends on order by construction. Both
+    /// are then folded in with `mix`, followed by the tail (< 16 bytes).
     fn mix_bytes(&mut self, bytes: &[u8]) {
         self.mix(bytes.len() as u64);
-        let mut chunks = bytes.chunks_exact(8);
+        let mut chunks = bytes.chunks_exact(16);
+        let (mut product, mut chain, mut key) = (0u64, 0u64, K2);
         for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
+            let (mut low, mut high) = ([0u8; 8], [0u8; 8]);
+            low.copy_from_slice(&chunk[..8]);
+            high.copy_from_slice(&chunk[8..]);
+            let (low, high) = (u64::from_le_bytes(low), u64::from_le_bytes(high));
+            key = key.wrapping_add(K1);
+            let wide = u128::from(low ^ key) * u128::from(high ^ K3);
+            product = product.wrapping_add(wide as u64 ^ (wide >> 64) as u64);
+            chain = (chain.rotate_left(5) ^ low).wrapping_add(high);
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
+        if bytes.len() >= 16 {
+            self.mix(product);
+            self.mix(chain);
+        }
+        for rest in chunks.remainder().chunks(8) {
             let mut word = [0u8; 8];
             word[..rest.len()].copy_from_slice(rest);
             self.mix(u64::from_le_bytes(word));
@@ -251,6 +269,33 @@ mod tests {
         assert_ne!(base, run(&[(1, 1, b"a"), (2, 2, b"c")]));
         assert_ne!(base, run(&[(1, 1, b"a"), (2, 2, b"b\0")]));
         assert_ne!(run(&[]), run(&[(1, 0, b"")]));
+    }
+
+    #[test]
+    fn every_payload_bit_and_chunk_position_matters() {
+        let hash = |bytes: &[u8]| {
+            let mut d = Digest::default();
+            d.event_bytes(9, 0, bytes);
+            d.hex()
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for len in [1, 15, 16, 17, 31, 32, 64, 100, 4096] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let base = hash(&payload);
+            assert!(seen.insert(base.clone()), "length {len} collides");
+            for bit in (0..len * 8).step_by(len.max(8) / 8) {
+                let mut flipped = payload.clone();
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                assert_ne!(base, hash(&flipped), "bit {bit} of {len} bytes ignored");
+            }
+            if len >= 32 {
+                let mut swapped = payload.clone();
+                let (first, second) = swapped.split_at_mut(16);
+                first.swap_with_slice(&mut second[..16]);
+                assert_ne!(base, hash(&swapped), "16-byte chunks swapped unnoticed");
+            }
+        }
+        assert_ne!(hash(&[0; 32]), hash(&[0; 33]));
     }
 
     #[test]
