@@ -25,19 +25,29 @@ fn network_storage(c: &mut Criterion) {
     });
     group.finish();
 
-    let mut group = c.benchmark_group("blob");
-    group
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_millis(1))
-        .measurement_time(Duration::from_secs(1));
-    group.bench_function("ours", |b| {
-        b.iter(|| assert_eq!(ours::blob(BLOB_WRITES, BLOB_ROUNDS, None).0, blob_len))
-    });
-    group.bench_function("reference", |b| {
-        b.iter(|| assert_eq!(reference::blob(BLOB_WRITES, BLOB_ROUNDS, None).0, blob_len))
-    });
-    group.finish();
+    for (name, append, len) in [
+        ("blob_append", true, blob_len * BLOB_ROUNDS),
+        ("blob_overwrite", false, blob_len),
+    ] {
+        let mut group = c.benchmark_group(name);
+        group
+            .sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_millis(1))
+            .measurement_time(Duration::from_secs(1));
+        group.bench_function("ours", |b| {
+            b.iter(|| assert_eq!(ours::blob(BLOB_WRITES, BLOB_ROUNDS, append, None).0, len))
+        });
+        group.bench_function("reference", |b| {
+            b.iter(|| {
+                assert_eq!(
+                    reference::blob(BLOB_WRITES, BLOB_ROUNDS, append, None).0,
+                    len
+                )
+            })
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, network_storage);

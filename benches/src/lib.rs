@@ -182,8 +182,16 @@ pub const NETWORK_STORAGE: &[Workload] = &[
         versus_tokio: false,
     },
     Workload {
-        group: "blob",
-        description: "16,384 writes of 4 KiB to one blob, sync, read all back (6 rounds)",
+        group: "blob_append",
+        description: "16,384 writes of 4 KiB to one blob, sync, read all back (6 rounds, appending: the blob grows to 384 MiB)",
+        ops: BLOB_WRITES * BLOB_ROUNDS,
+        unit: "block written and read",
+        target: 10.0,
+        versus_tokio: false,
+    },
+    Workload {
+        group: "blob_overwrite",
+        description: "16,384 writes of 4 KiB to one blob, sync, read all back (6 rounds, each overwriting the same 64 MiB)",
         ops: BLOB_WRITES * BLOB_ROUNDS,
         unit: "block written and read",
         target: 10.0,
@@ -503,11 +511,15 @@ macro_rules! deterministic_workloads {
         }
 
         /// `rounds` times: writes `writes` blocks of 4 KiB to one blob,
-        /// syncs, and reads every block back. Returns the blob's length;
-        /// with `meter`, also the peak heap growth over the run (bytes).
+        /// syncs, and reads those blocks back. With `append`, each round
+        /// writes after the previous one (the blob grows, as a journal
+        /// does); otherwise every round overwrites the same blocks. Returns
+        /// the blob's length; with `meter`, also the peak heap growth over
+        /// the run (bytes).
         pub fn blob(
             writes: u64,
             rounds: u64,
+            append: bool,
             meter: Option<&'static peak_alloc::PeakAlloc>,
         ) -> (u64, Option<usize>) {
             use $krate::{Blob as _, Storage as _};
@@ -521,15 +533,16 @@ macro_rules! deterministic_workloads {
                 let mut read = [0u8; crate::BLOCK];
                 let mut len = 0;
                 for round in 0..rounds {
+                    let first = if append { round * writes } else { 0 };
                     let blob = context.open("bench", b"blob").await.expect("open failed");
                     for i in 0..writes {
                         block[..8].copy_from_slice(&(round ^ i).to_le_bytes());
-                        let offset = i * crate::BLOCK as u64;
+                        let offset = (first + i) * crate::BLOCK as u64;
                         blob.write_at(&block, offset).await.expect("write failed");
                     }
                     blob.sync().await.expect("sync failed");
                     for i in 0..writes {
-                        let offset = i * crate::BLOCK as u64;
+                        let offset = (first + i) * crate::BLOCK as u64;
                         blob.read_at(&mut read, offset).await.expect("read failed");
                         assert_eq!(read[..8], (round ^ i).to_le_bytes(), "block differs");
                     }

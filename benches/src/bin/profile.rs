@@ -4,7 +4,7 @@
 //! Usage: `profile <workload> <ours|reference|tokio> [divisor]`, where
 //! `<workload>` is a group name of the `runtime` bench (`spawn_join`,
 //! `reschedule`, `duplicate_wakes_4`, `sleepers`, `sleep_loop`, `ping_pong`,
-//! `spawn_tree`), of the `network_storage` bench (`echo`, `blob`) or of the
+//! `spawn_tree`), of the `network_storage` bench (`echo`, `blob_append`, `blob_overwrite`) or of the
 //! `tokio_adapter` bench (`tokio_spawn_join`, `tokio_echo`; sides `ours` and
 //! `tokio`), and the optional divisor shrinks the workload's size.
 
@@ -64,8 +64,14 @@ fn main() {
         ("echo", "reference") => {
             reference::echo(ECHO_CONNECTIONS, ECHO_MESSAGES / divisor as usize) as u64
         }
-        ("blob", "ours") => ours::blob(BLOB_WRITES / divisor, BLOB_ROUNDS, None).0,
-        ("blob", "reference") => reference::blob(BLOB_WRITES / divisor, BLOB_ROUNDS, None).0,
+        (name @ ("blob_append" | "blob_overwrite"), side) => {
+            let append = name == "blob_append";
+            let writes = BLOB_WRITES / divisor;
+            match side {
+                "ours" => ours::blob(writes, BLOB_ROUNDS, append, None).0,
+                _ => reference::blob(writes, BLOB_ROUNDS, append, None).0,
+            }
+        }
         ("tokio_spawn_join", "ours") => {
             adapter::spawn_join_ours(adapter::SPAWN_TASKS / divisor).as_micros() as u64
         }
