@@ -146,7 +146,7 @@ impl Wheel {
                 return Some(start);
             }
             self.elapsed = self.elapsed.max(start);
-            self.cascade(level, slot);
+            self.cascade(level, slot, u64::MAX);
         }
     }
 
@@ -163,7 +163,7 @@ impl Wheel {
             if level == 0 {
                 self.fire(slot, out);
             } else {
-                self.cascade(level, slot);
+                self.cascade(level, slot, now);
             }
         }
         self.elapsed = self.elapsed.max(now);
@@ -217,7 +217,21 @@ impl Wheel {
         self.scratch = scratch;
     }
 
-    fn cascade(&mut self, level: usize, slot: usize) {
+    /// Re-files the timers of `slot`, the first occupied slot of the lowest
+    /// occupied level. The wheel's time first moves to the slot's earliest
+    /// deadline, capped at `limit`: no pending timer is due before that
+    /// point and it lies inside the slot's range (so no other slot is
+    /// skipped), and from there each timer drops straight to the level its
+    /// remaining distance needs instead of one level per cascade.
+    fn cascade(&mut self, level: usize, slot: usize, limit: u64) {
+        let mut index = self.lists[level][slot].head;
+        let mut earliest = u64::MAX;
+        while index != NIL {
+            let entry = &self.entries[index as usize];
+            earliest = earliest.min(entry.deadline);
+            index = entry.next;
+        }
+        self.elapsed = self.elapsed.max(earliest.min(limit));
         let mut index = self.lists[level][slot].head;
         self.lists[level][slot] = EMPTY;
         self.occupied[level] &= !(1 << slot);
@@ -336,6 +350,43 @@ mod tests {
         let fired: Vec<_> = fired.into_iter().map(|(id, t)| (t, id)).collect();
         assert_eq!(fired, expected);
         assert_eq!(wheel.len(), 0);
+    }
+
+    #[test]
+    fn interleaved_inserts_and_partial_expiry_match_a_model() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut wheel = Wheel::new(0);
+        let mut model: Vec<(u64, usize)> = Vec::new();
+        let mut now = 0u64;
+        let mut x: u64 = 0x9E37_79B9;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for id in 0..3000 {
+            let r = next();
+            let deadline = now + [r % 3, r % 5_000, r % 2_000_000, r % 50_000_000_000][id % 4];
+            wheel.insert(deadline, waker(&log, id));
+            model.push((deadline, id));
+            if id % 7 == 0 {
+                now += next() % 3_000_000;
+                let mut out = Vec::new();
+                wheel.expire(now, &mut out);
+                log.lock().unwrap().clear();
+                out.into_iter().for_each(Waker::wake);
+                let fired = std::mem::take(&mut *log.lock().unwrap());
+                model.sort();
+                let due = model.partition_point(|(d, _)| *d <= now);
+                let expected: Vec<usize> = model.drain(..due).map(|(_, id)| id).collect();
+                assert_eq!(fired, expected, "at {now}");
+            }
+        }
+        model.sort();
+        let fired = run_all(&mut wheel, &log);
+        let expected: Vec<_> = model.into_iter().map(|(d, id)| (id, d)).collect();
+        assert_eq!(fired, expected);
     }
 
     #[test]
