@@ -11,7 +11,8 @@
 //! advance virtual time by `cycle`; if nothing is ready, jump to the next
 //! timer deadline; fire due timers (deadline order, ties in registration
 //! order); if nothing is ready and no timer is pending, the run has stalled.
-//! [`Executor::run`] returns as soon as the root task completes.
+//! [`Executor::run`] returns as soon as the root task completes;
+//! [`Executor::run_until`] may also stop earlier, at a [`Halt`] (a crash).
 //!
 //! # Invariants
 //! * Nothing here reads the wall clock, an address or a thread id to make a
@@ -64,6 +65,15 @@ pub struct Config {
     pub deadline: Option<u64>,
     /// Who runs when, and where random numbers come from.
     pub strategy: Box<dyn Strategy>,
+}
+
+/// Where [`Executor::run_until`] stops a run early, as a crash would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Halt {
+    /// Before the poll that would exceed this many polls of this executor.
+    AfterPolls(u64),
+    /// At the start of the first round at or after this virtual time (ns).
+    At(u64),
 }
 
 /// Why a run ended without its root task completing.
@@ -153,15 +163,31 @@ impl Executor {
     /// completes. Tasks still alive afterwards are dropped, so their
     /// handles resolve.
     pub fn run(&self, label: &str, root: BoxFuture) -> Result<(), Failure> {
+        self.run_until(label, root, None).map(drop)
+    }
+
+    /// [`Executor::run`], but stops at `halt` if the root has not completed
+    /// by then: every task is dropped mid-flight, as in a crash. Returns
+    /// whether the root completed. Either way the run counts as finished
+    /// (see [`Core::finished`]).
+    pub fn run_until(
+        &self,
+        label: &str,
+        root: BoxFuture,
+        halt: Option<Halt>,
+    ) -> Result<bool, Failure> {
         let shared = &*self.core.shared;
         let _enter = shared.queue.enter();
         self.core.spawn(label.into(), root, true);
-        let result = self.run_loop();
+        let result = self.run_loop(halt);
+        if let Ok(false) = result {
+            shared.state.lock().finished = true;
+        }
         self.core.clear();
         result
     }
 
-    fn run_loop(&self) -> Result<(), Failure> {
+    fn run_loop(&self, halt: Option<Halt>) -> Result<bool, Failure> {
         let shared = &*self.core.shared;
         let mut batch: Vec<TaskId> = Vec::new();
         let mut held: Vec<TaskId> = Vec::new();
@@ -178,6 +204,11 @@ impl Executor {
                         )));
                     }
                 }
+                if let Some(Halt::At(at)) = halt {
+                    if state.now >= at {
+                        return Ok(false);
+                    }
+                }
                 batch.clear();
                 batch.append(&mut held);
                 shared.queue.drain_into(&mut batch);
@@ -188,8 +219,13 @@ impl Executor {
             held.extend_from_slice(&batch[run..]);
 
             for &id in &batch[..run] {
+                if let Some(Halt::AfterPolls(limit)) = halt {
+                    if self.core.polls() >= limit {
+                        return Ok(false);
+                    }
+                }
                 if self.poll(id)? {
-                    return Ok(());
+                    return Ok(true);
                 }
             }
 
@@ -391,7 +427,8 @@ impl Core {
         self.shared.state.lock().digest.trace().cloned()
     }
 
-    /// Whether the root task of this executor has completed.
+    /// Whether the run is over: its root task completed, or
+    /// [`Executor::run_until`] halted it.
     pub fn finished(&self) -> bool {
         self.shared.state.lock().finished
     }
