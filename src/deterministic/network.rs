@@ -15,10 +15,12 @@
 //!   never collides with a dialer; binding a bound address fails. Dropping a
 //!   [`Listener`] frees its address and drops the connections it had not
 //!   accepted yet (their dialers see failed sends and receives).
-//! * Dialers get ephemeral ports in order, starting at 32768. A port stays
-//!   taken while any half of its connection (or its pending accept) lives;
-//!   after the range wraps, taken ports are skipped, and a dial fails with
-//!   `ConnectionFailed` only when every port of the range is taken.
+//! * Dialers get ephemeral ports in order, starting at 32768; a dial that
+//!   finds no listener still uses up its port's turn (as in the reference).
+//!   A port stays taken while any half of its connection (or its pending
+//!   accept) lives; after the range wraps, taken ports are skipped, and a
+//!   dial fails with `ConnectionFailed` only when every port of the range is
+//!   taken.
 //! * Every bind, dial, accept, send and receive (with its payload) is folded
 //!   into the auditor. Connections are named in it by a sequence number
 //!   given at dial time, so nothing in the digest depends on where objects
@@ -41,7 +43,7 @@ use std::{
 };
 
 /// Ports handed to dialers (on `127.0.0.1`); listeners may not bind them there.
-pub(crate) const EPHEMERAL: Range<u16> = 32768..61000;
+const EPHEMERAL: Range<u16> = 32768..61000;
 
 /// The socket table of one runtime instance (a `recover` starts a new one).
 pub(crate) struct Sockets {
