@@ -138,8 +138,10 @@ fn start_returns_when_root_finishes_even_with_running_tasks() {
 #[test]
 fn handle_awaited_after_runtime_ended_is_an_error() {
     let (executor, context, _) = Executor::default();
-    let handle: Handle<()> =
-        executor.start(async move { context.spawn("never", futures::future::pending()) });
+    // The handle leaves the runtime inside a tuple (returning it bare would
+    // read as a forgotten `.await`).
+    let (handle,): (Handle<()>,) =
+        executor.start(async move { (context.spawn("never", futures::future::pending()),) });
     assert_eq!(futures::executor::block_on(handle), Err(Error::Closed));
 }
 
