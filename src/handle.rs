@@ -1,16 +1,20 @@
 //! [`Handle`]: the awaitable, abortable result of a spawned task.
 //!
 //! # What this module owns
-//! The join cell shared by a task and its handle, and the wrapper every
-//! backend puts around a spawned future (result delivery, poll counting,
-//! the running-tasks gauge, and for tokio panic catching).
+//! The two ways a handle gets its task's result, and the wrappers the
+//! backends put around a spawned future. The deterministic executor runs
+//! output-less futures, so [`wrap`] adds a join cell shared by the task and
+//! its handle. Tokio's own `JoinHandle` already carries a result, so
+//! [`instrument`] only counts and catches, and [`Handle::tokio`] adopts the
+//! `JoinHandle` (no allocation beyond Tokio's own per task). Both wrappers
+//! count polls and keep the running-tasks gauge.
 //!
 //! # Invariants
 //! * A handle resolves exactly once its task stops existing: `Ok(value)` if
-//!   it completed, `Err(Error::Exited)` if it panicked under `catch_panics`,
-//!   `Err(Error::Closed)` if it was aborted or dropped unfinished (including
-//!   when its runtime ended), so awaiting a handle never hangs on a task that
-//!   can no longer run.
+//!   it completed, `Err(Error::Exited)` if it panicked and the backend caught
+//!   it, `Err(Error::Closed)` if it was aborted or dropped unfinished
+//!   (including when its runtime ended), so awaiting a handle never hangs on
+//!   a task that can no longer run.
 //! * Aborting a task that already finished changes nothing.
 //! * The running gauge is decremented exactly once per task, however it ends.
 
@@ -19,11 +23,12 @@ use futures::FutureExt;
 use parking_lot::Mutex;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use std::{
+    any::Any,
     future::Future,
     panic::AssertUnwindSafe,
     pin::{pin, Pin},
     sync::Arc,
-    task::{Context, Poll, Waker},
+    task::{ready, Context, Poll, Waker},
 };
 
 enum State<T> {
@@ -59,10 +64,20 @@ impl<T> Cell<T> {
     }
 }
 
-/// How a handle stops its task.
+/// How a handle stops a task whose result comes through a cell.
 pub(crate) enum Aborter {
     Deterministic(commonware_executor::Core, commonware_executor::TaskId),
-    Tokio(::tokio::task::AbortHandle),
+}
+
+/// Where a handle's result comes from.
+enum Join<T> {
+    /// The task's wrapper (see [`wrap`]) leaves it in the cell.
+    Cell {
+        cell: Arc<Cell<T>>,
+        aborter: Option<Aborter>,
+    },
+    /// Tokio delivers it; `None` once it has been taken.
+    Tokio(Option<::tokio::task::JoinHandle<Result<T, Error>>>),
 }
 
 /// Handle to a spawned task.
@@ -70,8 +85,7 @@ pub struct Handle<T>
 where
     T: Send + 'static,
 {
-    cell: Arc<Cell<T>>,
-    aborter: Option<Aborter>,
+    join: Join<T>,
 }
 
 impl<T> Handle<T>
@@ -81,20 +95,33 @@ where
     /// Aborts the task. Its handle then resolves to `Err(Error::Closed)`,
     /// unless the task had already finished.
     pub fn abort(&self) {
-        if self.cell.finish(Err(Error::Closed)) {
-            match &self.aborter {
-                Some(Aborter::Deterministic(core, id)) => {
-                    core.abort(*id);
+        match &self.join {
+            Join::Cell { cell, aborter } => {
+                if cell.finish(Err(Error::Closed)) {
+                    if let Some(Aborter::Deterministic(core, id)) = aborter {
+                        core.abort(*id);
+                    }
                 }
-                Some(Aborter::Tokio(handle)) => handle.abort(),
-                None => {}
             }
+            Join::Tokio(Some(handle)) => handle.abort(),
+            Join::Tokio(None) => {}
         }
     }
 
     /// Attaches the way to stop the task once the backend has spawned it.
-    pub(crate) fn set_aborter(&mut self, aborter: Aborter) {
-        self.aborter = Some(aborter);
+    pub(crate) fn set_aborter(&mut self, new: Aborter) {
+        if let Join::Cell { aborter, .. } = &mut self.join {
+            *aborter = Some(new);
+        }
+    }
+
+    /// The handle of a Tokio task running an [`instrument`]ed future (whose
+    /// output carries its panic as an error). A task Tokio cancelled (abort,
+    /// runtime shutdown) resolves to `Err(Error::Closed)`.
+    pub(crate) fn tokio(handle: ::tokio::task::JoinHandle<Result<T, Error>>) -> Self {
+        Self {
+            join: Join::Tokio(Some(handle)),
+        }
     }
 }
 
@@ -104,8 +131,21 @@ where
 {
     type Output = Result<T, Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.cell.state.lock();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let cell = match &mut self.join {
+            Join::Cell { cell, .. } => cell,
+            Join::Tokio(slot) => {
+                let Some(handle) = slot else {
+                    return Poll::Ready(Err(Error::Closed));
+                };
+                let result = ready!(Pin::new(handle).poll(cx));
+                *slot = None;
+                // Panics are caught inside the task, so a join error is a
+                // cancellation.
+                return Poll::Ready(result.unwrap_or(Err(Error::Closed)));
+            }
+        };
+        let mut state = cell.state.lock();
         match &mut *state {
             State::Running(waker) => {
                 match waker {
@@ -129,27 +169,50 @@ pub(crate) struct TaskMetrics {
     pub(crate) polls: Counter,
 }
 
-/// Owned by the task: delivers its result and keeps the gauge honest.
+/// Counts a task in the running gauge for as long as it exists.
+struct Running(Gauge);
+
+impl Running {
+    fn new(gauge: Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Runs `future`, counting each of its polls in `polls`.
+async fn counted<F: Future>(future: F, polls: Counter) -> F::Output {
+    let mut future = pin!(future);
+    std::future::poll_fn(|cx| {
+        polls.inc();
+        future.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// Owned by the task: if it is dropped unfinished (aborted, or its runtime
+/// ended), its handle resolves to `Err(Error::Closed)`.
 struct Completer<T> {
     cell: Arc<Cell<T>>,
-    running: Gauge,
 }
 
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
-        // Dropped unfinished: aborted, or its runtime ended.
         self.cell.finish(Err(Error::Closed));
-        self.running.dec();
     }
 }
 
-/// Wraps `future` for spawning: the returned future runs it, counts its
-/// polls and hands its output to the returned handle. With `catch_panics`,
-/// a panic becomes `Err(Error::Exited)`; without, it propagates.
+/// Wraps `future` for an executor whose tasks have no output: the returned
+/// future runs it, counts its polls and hands its output to the returned
+/// handle. A panic propagates (the executor reports it).
 pub(crate) fn wrap<F, T>(
     future: F,
     metrics: TaskMetrics,
-    catch_panics: bool,
 ) -> (impl Future<Output = ()> + Send + 'static, Handle<T>)
 where
     F: Future<Output = T> + Send + 'static,
@@ -158,36 +221,47 @@ where
     let cell = Arc::new(Cell {
         state: Mutex::new(State::Running(None)),
     });
-    metrics.running.inc();
-    let completer = Completer {
-        cell: cell.clone(),
-        running: metrics.running,
-    };
-    let polls = metrics.polls;
+    let running = Running::new(metrics.running);
+    let completer = Completer { cell: cell.clone() };
+    let counted = counted(future, metrics.polls);
     let task = async move {
+        // Declared first, dropped last: the handle sees the result before
+        // the gauge drops.
+        let _running = running;
         let completer = completer;
-        let mut future = pin!(future);
-        let counted = std::future::poll_fn(|cx| {
-            polls.inc();
-            future.as_mut().poll(cx)
-        });
-        let result = if catch_panics {
-            match AssertUnwindSafe(counted).catch_unwind().await {
-                Ok(value) => Ok(value),
-                Err(_) => Err(Error::Exited),
-            }
-        } else {
-            Ok(counted.await)
-        };
-        completer.cell.finish(result);
+        let value = counted.await;
+        completer.cell.finish(Ok(value));
     };
     (
         task,
         Handle {
-            cell,
-            aborter: None,
+            join: Join::Cell {
+                cell,
+                aborter: None,
+            },
         },
     )
+}
+
+/// A panic caught in a task.
+pub(crate) type Panic = Box<dyn Any + Send>;
+
+/// Wraps `future` for a runtime that delivers the output itself: the
+/// returned future runs it, counts its polls, keeps the running gauge, and
+/// returns a panic as `Err(payload)` instead of unwinding.
+pub(crate) fn instrument<F>(
+    future: F,
+    metrics: TaskMetrics,
+) -> impl Future<Output = Result<F::Output, Panic>> + Send + 'static
+where
+    F: Future + Send + 'static,
+{
+    let running = Running::new(metrics.running);
+    let counted = counted(future, metrics.polls);
+    async move {
+        let _running = running;
+        AssertUnwindSafe(counted).catch_unwind().await
+    }
 }
 
 #[cfg(test)]
@@ -206,7 +280,7 @@ mod tests {
     fn delivers_output_and_counts() {
         let m = metrics();
         let (running, polls) = (m.running.clone(), m.polls.clone());
-        let (task, handle) = wrap(async { 7 }, m, false);
+        let (task, handle) = wrap(async { 7 }, m);
         assert_eq!(running.get(), 1);
         block_on(task);
         assert_eq!(block_on(handle), Ok(7));
@@ -218,7 +292,7 @@ mod tests {
     fn dropped_task_closes_handle() {
         let m = metrics();
         let running = m.running.clone();
-        let (task, handle) = wrap(std::future::pending::<()>(), m, false);
+        let (task, handle) = wrap(std::future::pending::<()>(), m);
         drop(task);
         assert_eq!(block_on(handle), Err(Error::Closed));
         assert_eq!(running.get(), 0);
@@ -226,7 +300,7 @@ mod tests {
 
     #[test]
     fn abort_after_finish_keeps_value() {
-        let (task, handle) = wrap(async { 1 }, metrics(), false);
+        let (task, handle) = wrap(async { 1 }, metrics());
         block_on(task);
         handle.abort();
         assert_eq!(block_on(handle), Ok(1));
@@ -234,19 +308,37 @@ mod tests {
 
     #[test]
     fn abort_before_finish_closes() {
-        let (task, handle) = wrap(async { 1 }, metrics(), false);
+        let (task, handle) = wrap(async { 1 }, metrics());
         handle.abort();
         block_on(task);
         assert_eq!(block_on(handle), Err(Error::Closed));
     }
 
     #[test]
-    fn caught_panic_is_exited() {
+    fn instrument_counts_and_catches() {
+        let m = metrics();
+        let (running, polls) = (m.running.clone(), m.polls.clone());
+        let task = instrument(
+            async {
+                crate::reschedule().await;
+                panic!("x")
+            },
+            m,
+        );
+        assert_eq!(running.get(), 1);
+        let payload = block_on(task).expect_err("caught");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"x"));
+        assert_eq!(running.get(), 0);
+        assert_eq!(polls.get(), 2);
+    }
+
+    #[test]
+    fn dropped_instrumented_task_leaves_gauge() {
         let m = metrics();
         let running = m.running.clone();
-        let (task, handle) = wrap(async { panic!("x") }, m, true);
-        block_on(task);
-        assert_eq!(block_on(handle), Err::<(), _>(Error::Exited));
+        let task = instrument(std::future::pending::<()>(), m);
+        assert_eq!(running.get(), 1);
+        drop(task);
         assert_eq!(running.get(), 0);
     }
 

@@ -5,7 +5,9 @@
 //! `storage_reads`, `storage_read_bandwidth`, `storage_writes`,
 //! `storage_write_bandwidth`), plus network operation counters of ours.
 //! Per-label task metrics are resolved once per label and cached, so a spawn
-//! does not hash into the metric families.
+//! does not hash into the metric families; the cache also hands out the
+//! label as one shared string, so a spawn allocates no label either (a
+//! prefixed label is formatted, looked up and dropped).
 
 use crate::handle::TaskMetrics;
 use parking_lot::Mutex;
@@ -21,11 +23,21 @@ struct Work {
     label: String,
 }
 
-#[derive(Clone)]
 struct LabelMetrics {
     spawned: Counter,
     running: Gauge,
     polls: Counter,
+}
+
+impl LabelMetrics {
+    /// Counts a spawn and returns what the new task updates.
+    fn start(&self) -> TaskMetrics {
+        self.spawned.inc();
+        TaskMetrics {
+            running: self.running.clone(),
+            polls: self.polls.clone(),
+        }
+    }
 }
 
 /// Every metric a runtime reports.
@@ -137,30 +149,24 @@ impl Metrics {
         metrics
     }
 
-    /// Counts a spawn of a task labelled `label` and returns the metrics the
-    /// task updates while it lives.
-    pub(crate) fn spawn(&self, label: &Arc<str>) -> TaskMetrics {
+    /// Counts a spawn of a task labelled `label` and returns the label as a
+    /// shared string, with the metrics the task updates while it lives.
+    pub(crate) fn spawn(&self, label: &str) -> (Arc<str>, TaskMetrics) {
         let mut labels = self.labels.lock();
-        let entry = match labels.get(label) {
-            Some(entry) => entry.clone(),
-            None => {
-                let work = Work {
-                    label: label.to_string(),
-                };
-                let entry = LabelMetrics {
-                    spawned: self.tasks_spawned.get_or_create(&work).clone(),
-                    running: self.tasks_running.get_or_create(&work).clone(),
-                    polls: self.task_polls.get_or_create(&work).clone(),
-                };
-                labels.insert(label.clone(), entry.clone());
-                entry
-            }
-        };
-        drop(labels);
-        entry.spawned.inc();
-        TaskMetrics {
-            running: entry.running,
-            polls: entry.polls,
+        if let Some((label, entry)) = labels.get_key_value(label) {
+            return (label.clone(), entry.start());
         }
+        let work = Work {
+            label: label.to_string(),
+        };
+        let entry = LabelMetrics {
+            spawned: self.tasks_spawned.get_or_create(&work).clone(),
+            running: self.tasks_running.get_or_create(&work).clone(),
+            polls: self.task_polls.get_or_create(&work).clone(),
+        };
+        let metrics = entry.start();
+        let label: Arc<str> = label.into();
+        labels.insert(label.clone(), entry);
+        (label, metrics)
     }
 }

@@ -351,17 +351,19 @@ impl crate::Spawner for Context {
         T: Send + 'static,
     {
         let core = self.core();
-        let label: Arc<str> = match core.current_label() {
+        let prefixed;
+        let label = match core.current_label() {
             Some(parent) if &*parent != ROOT_TASK && !parent.is_empty() => {
-                format!("{parent}_{label}").into()
+                prefixed = format!("{parent}_{label}");
+                prefixed.as_str()
             }
-            _ => label.into(),
+            _ => label,
         };
-        if &*label == ROOT_TASK {
+        if label == ROOT_TASK {
             panic!("root task cannot be spawned");
         }
-        let metrics = self.runtime.metrics.spawn(&label);
-        let (future, mut handle) = wrap(f, metrics, false);
+        let (label, metrics) = self.runtime.metrics.spawn(label);
+        let (future, mut handle) = wrap(f, metrics);
         let id = core.spawn(label, Box::pin(future), false);
         handle.set_aborter(Aborter::Deterministic(core.clone(), id));
         handle

@@ -56,9 +56,9 @@ pub use network::{Listener, Sink, Stream};
 pub use storage::Blob;
 
 use crate::{
-    handle::{wrap, Aborter},
+    handle::{instrument, Panic},
     metrics::Metrics,
-    Handle, Signal, Signaler,
+    Error, Handle, Signal, Signaler,
 };
 use futures::{
     channel::oneshot,
@@ -71,10 +71,9 @@ use prometheus_client::registry::Registry;
 use rand::rngs::OsRng;
 use rand_core::{CryptoRng, RngCore};
 use std::{
-    any::Any,
     env,
     future::Future,
-    panic::{resume_unwind, AssertUnwindSafe},
+    panic::resume_unwind,
     path::PathBuf,
     pin::pin,
     sync::Arc,
@@ -86,9 +85,6 @@ tokio::task_local! {
     /// Label of the task being polled (absent in the root future).
     static LABEL: Arc<str>;
 }
-
-/// A panic payload on its way from a task to `start`.
-type Panic = Box<dyn Any + Send>;
 
 /// Configuration for the `tokio` runtime.
 #[derive(Clone)]
@@ -272,28 +268,25 @@ impl crate::Spawner for Context {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let label: Arc<str> = match LABEL.try_with(|parent| parent.clone()) {
-            Ok(parent) if !parent.is_empty() => format!("{parent}_{label}").into(),
-            _ => label.into(),
+        let (label, metrics) = match LABEL.try_with(|parent| parent.clone()) {
+            Ok(parent) if !parent.is_empty() => {
+                self.inner.metrics.spawn(&format!("{parent}_{label}"))
+            }
+            _ => self.inner.metrics.spawn(label),
         };
-        let metrics = self.inner.metrics.spawn(&label);
-        let catch_panics = self.inner.cfg.catch_panics;
-        let (task, mut handle) = wrap(LABEL.scope(label, f), metrics, catch_panics);
-        let task = if catch_panics {
-            Either::Left(task)
-        } else {
-            let inner = self.inner.clone();
-            Either::Right(AssertUnwindSafe(task).catch_unwind().map(move |result| {
-                if let Err(payload) = result {
+        // Without `catch_panics`, a panic goes to `start`.
+        let report = (!self.inner.cfg.catch_panics).then(|| self.inner.clone());
+        let task = instrument(LABEL.scope(label, f), metrics).map(move |result| {
+            result.map_err(|payload| {
+                if let Some(inner) = report {
                     if let Some(sender) = inner.panics.lock().take() {
                         let _ = sender.send(payload);
                     }
                 }
-            }))
-        };
-        let join = self.inner.handle.spawn(task);
-        handle.set_aborter(Aborter::Tokio(join.abort_handle()));
-        handle
+                Error::Exited
+            })
+        });
+        Handle::tokio(self.inner.handle.spawn(task))
     }
 
     fn stop(&self, value: i32) {
