@@ -6,8 +6,10 @@
 //! never overlap: the bug needs one task to fall behind the others by
 //! several rounds. Uniform shuffling only reorders tasks inside a round, so
 //! it can never find these bugs; PCT holds lower-priority tasks back and
-//! finds each within a few dozen seeds; the byte-stream strategy (what the
-//! fuzzer drives) finds them from random input.
+//! finds the depth-2 ones within a handful of seeds and the depth-3 one
+//! within a few hundred (with its step estimate measured by the sweep); the
+//! byte-stream strategy (what the fuzzer drives) finds them from a few
+//! random inputs.
 //!
 //! `cargo test --release --test strategies -- --ignored --nocapture` prints
 //! the full table (median seeds needed over many start points).
@@ -179,16 +181,7 @@ fn pct_finds_each_bug_within_its_depth_bound() {
 
 #[test]
 fn byte_stream_input_finds_the_lost_update() {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let found = (1..=2_000).find(|_| {
-        let mut input = vec![0u8; 16];
-        rng.fill_bytes(&mut input);
-        let config = Config {
-            strategy: Strategy::Bytes(input.into()),
-            ..Config::default()
-        };
-        deterministic::try_run(&config, lost_update).is_err()
-    });
+    let found = random_inputs_needed(BUGS[0].1, 0, 16, 2_000);
     assert!(
         found.is_some(),
         "no random 16-byte input found the lost update"
@@ -239,36 +232,51 @@ fn a_found_bug_shrinks_to_the_few_decisions_that_matter() {
     assert!(again.same_failure(&shrunk.failure));
 }
 
-/// The README's table: median seeds needed per bug and strategy.
+/// Random `len`-byte inputs for the byte-stream strategy (what a fuzzer
+/// without coverage feedback would try) until one fails, or `None`.
+fn random_inputs_needed(body: Body, rng_seed: u64, len: usize, limit: u64) -> Option<u64> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
+    (1..=limit).find(|_| {
+        let mut input = vec![0u8; len];
+        rng.fill_bytes(&mut input);
+        let config = Config {
+            strategy: Strategy::Bytes(input.into()),
+            ..Config::default()
+        };
+        deterministic::try_run(&config, body).is_err()
+    })
+}
+
+/// The README's table: median seeds needed per bug and strategy (21 start
+/// points; PCT's step estimate measured by the sweep, or the default 1000).
 #[test]
 #[ignore]
 fn measure_seeds_needed() {
-    let strategies = [
-        Strategy::Uniform,
-        Strategy::pct(2),
-        Strategy::pct(3),
-        Strategy::Pct {
-            depth: 2,
-            steps: deterministic::PCT_DEFAULT_STEPS,
-        },
-        Strategy::Pct {
-            depth: 3,
-            steps: deterministic::PCT_DEFAULT_STEPS,
-        },
-    ];
-    println!(
-        "| bug | {} |",
-        strategies.each_ref().map(|s| s.to_string()).join(" | ")
-    );
     let limit = 20_000;
+    let fixed = |depth| Strategy::Pct {
+        depth,
+        steps: deterministic::PCT_DEFAULT_STEPS,
+    };
+    let strategies = [
+        ("uniform", Strategy::Uniform),
+        ("pct(2), steps measured", Strategy::pct(2)),
+        ("pct(3), steps measured", Strategy::pct(3)),
+        ("pct(2, steps=1000)", fixed(2)),
+        ("pct(3, steps=1000)", fixed(3)),
+    ];
+    let names = strategies.each_ref().map(|(name, _)| *name);
+    println!("| bug | {} | random 32-byte inputs |", names.join(" | "));
+    let show = |n: Option<u64>| n.map_or(format!("not found in {limit}"), |n| n.to_string());
     for (name, body, _) in BUGS {
-        let cells: Vec<String> = strategies
+        let mut cells: Vec<String> = strategies
             .iter()
-            .map(|s| match median(s, body, 21, limit) {
-                Some(n) => n.to_string(),
-                None => format!("not found in {limit}"),
-            })
+            .map(|(_, s)| show(median(s, body, 21, limit)))
             .collect();
+        let mut inputs: Vec<Option<u64>> = (0..21)
+            .map(|rng_seed| random_inputs_needed(body, rng_seed, 32, limit))
+            .collect();
+        inputs.sort_by_key(|n| n.unwrap_or(u64::MAX));
+        cells.push(show(inputs[inputs.len() / 2]));
         println!("| {name} | {} |", cells.join(" | "));
     }
 }

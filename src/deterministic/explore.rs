@@ -173,6 +173,8 @@ impl fmt::Display for FailedRun {
     }
 }
 
+/// The same text as `Display`, so that `unwrap()` on a sweep's result
+/// prints the reproduction line rather than a struct dump.
 impl fmt::Debug for FailedRun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
