@@ -19,14 +19,15 @@
 //! * The running gauge is decremented exactly once per task, however it ends.
 
 use crate::Error;
-use futures::FutureExt;
+use futures::{future::CatchUnwind, FutureExt};
 use parking_lot::Mutex;
+use pin_project_lite::pin_project;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use std::{
     any::Any,
     future::Future,
     panic::AssertUnwindSafe,
-    pin::{pin, Pin},
+    pin::Pin,
     sync::Arc,
     task::{ready, Context, Poll, Waker},
 };
@@ -185,14 +186,40 @@ impl Drop for Running {
     }
 }
 
-/// Runs `future`, counting each of its polls in `polls`.
-async fn counted<F: Future>(future: F, polls: Counter) -> F::Output {
-    let mut future = pin!(future);
-    std::future::poll_fn(|cx| {
-        polls.inc();
-        future.as_mut().poll(cx)
-    })
-    .await
+pin_project! {
+    /// Runs a spawned future, counting each of its polls, and drops it as
+    /// soon as it completes (before its output is delivered). The wrappers
+    /// here are hand-written futures rather than `async` blocks because an
+    /// `async` block stores a future it captures and then awaits twice (the
+    /// capture and the awaited copy; rustc does not reuse moved-from
+    /// captures), so each layer would add the whole future's size again to
+    /// every task.
+    #[project = CountedProj]
+    #[project_replace = CountedReplace]
+    enum Counted<F> {
+        Running {
+            #[pin]
+            future: F,
+            polls: Counter,
+        },
+        Done,
+    }
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let output = match self.as_mut().project() {
+            CountedProj::Running { future, polls } => {
+                polls.inc();
+                ready!(future.poll(cx))
+            }
+            CountedProj::Done => panic!("spawned future polled after it completed"),
+        };
+        self.project_replace(Counted::Done);
+        Poll::Ready(output)
+    }
 }
 
 /// Owned by the task: if it is dropped unfinished (aborted, or its runtime
@@ -204,6 +231,29 @@ struct Completer<T> {
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
         self.cell.finish(Err(Error::Closed));
+    }
+}
+
+pin_project! {
+    /// The task [`wrap`] returns. Fields drop in order: the future, then the
+    /// completer (an unfinished task closes its handle), then the gauge, so
+    /// the handle sees the result before the gauge drops.
+    struct Delivering<F, T> {
+        #[pin]
+        counted: Counted<F>,
+        completer: Completer<T>,
+        _running: Running,
+    }
+}
+
+impl<F: Future<Output = T>, T> Future for Delivering<F, T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let value = ready!(this.counted.poll(cx));
+        this.completer.cell.finish(Ok(value));
+        Poll::Ready(())
     }
 }
 
@@ -222,15 +272,13 @@ where
         state: Mutex::new(State::Running(None)),
     });
     let running = Running::new(metrics.running);
-    let completer = Completer { cell: cell.clone() };
-    let counted = counted(future, metrics.polls);
-    let task = async move {
-        // Declared first, dropped last: the handle sees the result before
-        // the gauge drops.
-        let _running = running;
-        let completer = completer;
-        let value = counted.await;
-        completer.cell.finish(Ok(value));
+    let task = Delivering {
+        counted: Counted::Running {
+            future,
+            polls: metrics.polls,
+        },
+        completer: Completer { cell: cell.clone() },
+        _running: running,
     };
     (
         task,
@@ -257,10 +305,31 @@ where
     F: Future + Send + 'static,
 {
     let running = Running::new(metrics.running);
-    let counted = counted(future, metrics.polls);
-    async move {
-        let _running = running;
-        AssertUnwindSafe(counted).catch_unwind().await
+    Instrumented {
+        caught: AssertUnwindSafe(Counted::Running {
+            future,
+            polls: metrics.polls,
+        })
+        .catch_unwind(),
+        _running: running,
+    }
+}
+
+pin_project! {
+    /// The future [`instrument`] returns: the counted future with its panic
+    /// caught, and the gauge, dropped after it.
+    struct Instrumented<F> {
+        #[pin]
+        caught: CatchUnwind<AssertUnwindSafe<Counted<F>>>,
+        _running: Running,
+    }
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = Result<F::Output, Panic>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().caught.poll(cx)
     }
 }
 
@@ -286,6 +355,23 @@ mod tests {
         assert_eq!(block_on(handle), Ok(7));
         assert_eq!(running.get(), 0);
         assert_eq!(polls.get(), 1);
+    }
+
+    #[test]
+    fn wrappers_store_the_future_once() {
+        let future = std::future::ready([7u8; 512]);
+        let size = std::mem::size_of_val(&future);
+        let (task, handle) = wrap(future, metrics());
+        assert!(
+            std::mem::size_of_val(&task) < size + 64,
+            "wrap costs {} bytes for a {size}-byte future",
+            std::mem::size_of_val(&task)
+        );
+        block_on(task);
+        assert_eq!(block_on(handle), Ok([7u8; 512]));
+        let instrumented = instrument(std::future::ready([7u8; 512]), metrics());
+        assert!(std::mem::size_of_val(&instrumented) < size + 64);
+        assert!(matches!(block_on(instrumented), Ok(v) if v == [7u8; 512]));
     }
 
     #[test]
