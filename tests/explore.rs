@@ -6,7 +6,7 @@
 
 use commonware_runtime::{
     deterministic::{self, Config, Context, Executor, Schedule, Strategy, Sweep},
-    Clock, Runner, Spawner,
+    reschedule, Clock, Runner, Spawner,
 };
 use parking_lot::Mutex;
 use rand::RngCore;
@@ -262,4 +262,63 @@ fn the_determinism_check_points_at_hash_map_iteration() {
         "the sleep before it matched: {report}"
     );
     assert!(report.contains(&format!("diverged at event {}", divergence.index)));
+}
+
+/// Eight workers yield ten times each, then log their id; fails when the
+/// last one spawned logs before the first one.
+async fn last_before_first(context: Context) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut handles = Vec::new();
+    for id in 0..8 {
+        let log = log.clone();
+        handles.push(context.spawn(&format!("w{id}"), async move {
+            for _ in 0..10 {
+                reschedule().await;
+            }
+            log.lock().push(id);
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let log = log.lock();
+    let position = |id| log.iter().position(|&x| x == id).unwrap();
+    assert!(position(0) < position(7), "w7 logged before w0");
+}
+
+#[test]
+fn shrinking_a_uniform_failure_keeps_one_decision() {
+    let config = Config::default();
+    let failure = Sweep::new(config.clone(), 0..100)
+        .threads(1)
+        .run(last_before_first)
+        .unwrap_err();
+    let recorded = failure.schedule.clone().unwrap();
+    let listed: usize = recorded.decisions().map(|d| d.order.len()).sum();
+    let shrunk = deterministic::shrink(&config, &failure, last_before_first).unwrap();
+    println!(
+        "uniform seed {}: {} decisions listing {listed} tasks shrunk to:\n{}",
+        failure.seed,
+        recorded.decisions().count(),
+        shrunk.description
+    );
+    assert!(
+        recorded.decisions().count() >= 10,
+        "every round was shuffled"
+    );
+    assert_eq!(
+        shrunk.schedule.decisions().count(),
+        1,
+        "{}",
+        shrunk.description
+    );
+    let decision = shrunk.schedule.decisions().next().unwrap();
+    assert_eq!(decision.order.len(), 1, "{}", shrunk.description);
+    assert!(!decision.hold);
+    assert!(
+        shrunk.description.contains("'w7' run(s) first"),
+        "{}",
+        shrunk.description
+    );
+    assert!(shrunk.failure.message.contains("w7 logged before w0"));
 }
