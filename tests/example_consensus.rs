@@ -36,7 +36,7 @@ fn safe_and_live_under_faults() {
         assert_eq!(report.outcome, Outcome::Pass, "{report}");
         assert!(report.committed > 50, "{report}");
         assert!(report.simulated >= options.duration + options.settle);
-        crashes += report.crashes;
+        crashes += report.injected.crashes;
     }
     assert!(crashes > 0, "no node was crashed");
 }
@@ -45,7 +45,7 @@ fn safe_and_live_under_faults() {
 fn no_faults_no_crashes() {
     let report = sim::run(&options(Faults::NONE, None), 3);
     assert_eq!(report.outcome, Outcome::Pass, "{report}");
-    assert_eq!((report.crashes, report.power_cuts), (0, 0));
+    assert_eq!(report.injected, sim::Injected::default());
     // One leader for the whole run.
     assert_eq!(report.terms, 1, "{report}");
 }
@@ -58,18 +58,8 @@ fn a_seed_replays_exactly() {
     assert_eq!(first.auditor, again.auditor);
     assert_eq!(first.simulated, again.simulated);
     assert_eq!(
-        (
-            first.committed,
-            first.terms,
-            first.crashes,
-            first.power_cuts
-        ),
-        (
-            again.committed,
-            again.terms,
-            again.crashes,
-            again.power_cuts
-        )
+        (first.committed, first.terms, first.injected),
+        (again.committed, again.terms, again.injected)
     );
     assert_ne!(first.auditor, sim::run(&options, 12).auditor);
 }

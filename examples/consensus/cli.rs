@@ -16,7 +16,8 @@ usage: cargo run --release --example consensus -- [flags]
 
   --seeds A..B        seeds to run, end exclusive (or one seed: --seeds 17)   [0..20]
   --nodes N           cluster size, 1 to 9                                   [5]
-  --faults F          on, off, or a comma list of: crash, power              [on]
+  --faults F          on, off, or a comma list of:                           [on]
+                      crash, power, partition, network, disk
   --duration SECS     virtual seconds of faults per run (then 10 s settle)   [60]
   --bug skip-fsync    plant a bug: acknowledge appends before syncing them
   --help              this text";
@@ -40,29 +41,40 @@ fn parse_seeds(value: &str) -> Option<Range<u64>> {
     }
 }
 
+/// The faults a run can inject, under the names `--faults` lists them by.
+fn fault_names(faults: &mut Faults) -> [(&'static str, &mut bool); 5] {
+    [
+        ("crash", &mut faults.crash),
+        ("power", &mut faults.power),
+        ("partition", &mut faults.partition),
+        ("network", &mut faults.network),
+        ("disk", &mut faults.disk),
+    ]
+}
+
 fn parse_faults(value: &str) -> Option<Faults> {
     match value {
         "on" => Some(Faults::ALL),
         "off" => Some(Faults::NONE),
-        list => list.split(',').try_fold(Faults::NONE, |mut faults, fault| {
-            match fault {
-                "crash" => faults.crash = true,
-                "power" => faults.power = true,
-                _ => return None,
-            }
+        list => list.split(',').try_fold(Faults::NONE, |mut faults, name| {
+            let (_, on) = fault_names(&mut faults)
+                .into_iter()
+                .find(|(known, _)| *known == name)?;
+            *on = true;
             Some(faults)
         }),
     }
 }
 
-pub fn format_faults(faults: Faults) -> String {
+/// `--faults` value that selects `faults`.
+pub fn format_faults(mut faults: Faults) -> String {
     match faults {
         Faults::ALL => "on".into(),
         Faults::NONE => "off".into(),
-        Faults { crash, power } => [(crash, "crash"), (power, "power")]
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, name)| *name)
+        _ => fault_names(&mut faults)
+            .into_iter()
+            .filter(|(_, on)| **on)
+            .map(|(name, _)| name)
             .collect::<Vec<_>>()
             .join(","),
     }
@@ -159,16 +171,19 @@ mod tests {
             parsed.options.faults,
             Faults {
                 crash: true,
-                power: false
+                ..Faults::NONE
             }
         );
         assert_eq!(parsed.options.duration, Duration::from_secs(5));
         assert_eq!(parsed.options.bug, Some(Bug::SkipFsync));
         assert_eq!(args("--faults off").unwrap().options.faults, Faults::NONE);
-        assert_eq!(
-            args("--faults power,crash").unwrap().options.faults,
-            Faults::ALL
-        );
+        let all = "power,crash,disk,network,partition";
+        let faults = args(&format!("--faults {all}")).unwrap().options.faults;
+        assert_eq!(faults, Faults::ALL);
+        for name in ["crash", "power", "partition", "network", "disk"] {
+            let faults = args(&format!("--faults {name}")).unwrap().options.faults;
+            assert_eq!(format_faults(faults), name);
+        }
     }
 
     #[test]
@@ -204,8 +219,9 @@ mod tests {
         let options = Options {
             nodes: 3,
             faults: Faults {
-                crash: false,
                 power: true,
+                disk: true,
+                ..Faults::NONE
             },
             duration: Duration::from_secs(30),
             bug: Some(Bug::SkipFsync),

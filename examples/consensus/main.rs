@@ -2,14 +2,16 @@
 //! deterministic runtime.
 //!
 //! It runs a small Raft-style replicated log on the simulated network and
-//! disk, once per seed, crashing nodes and cutting the power along the way,
+//! disk, once per seed, crashing nodes, partitioning the network, failing
+//! disk operations and cutting the power along the way,
 //! and checks every run for safety (no two nodes ever commit different
 //! entries at one index) and liveness (commits continue once the faults
 //! stop). Each run is reproduced exactly by its seed.
 //!
 //! ```text
 //! cargo run --release --example consensus -- [--seeds A..B] [--nodes N]
-//!     [--faults on|off|crash,power] [--duration SECS] [--bug skip-fsync]
+//!     [--faults on|off|crash,power,partition,network,disk] [--duration SECS]
+//!     [--bug skip-fsync]
 //! ```
 //!
 //! Files: `node.rs` (the protocol), `log.rs` (its durable state), `wire.rs`

@@ -1,80 +1,143 @@
 //! The driver: one simulated run of a cluster under faults, judged by the
 //! [`Checker`].
 //!
-//! A run is a deterministic runtime seeded with the run's seed. Its root
-//! task boots every node, then injects faults for [`Options::duration`] of
-//! virtual time, each decision drawn from the runtime's generator:
+//! A run is a deterministic runtime seeded with the run's seed; every node
+//! has its own IP (its context dials from it), partition and blobs. The
+//! root task boots every node, then injects faults for
+//! [`Options::duration`] of virtual time, each decision drawn from the
+//! runtime's generator:
 //!
-//! * **node crash**: the node's task is aborted (and with it its sender
-//!   tasks, connections and open blobs, whose unsynced writes are lost);
-//!   it reboots from its partition at a later step;
-//! * **power cut**: the root task returns, which drops every task of the
-//!   runtime at once, and the run continues in `Context::recover()`, which
-//!   keeps only what was synced.
+//! * **crash**: a node's task is aborted (and with it its sender tasks,
+//!   connections and open blobs: unsynced writes are lost or torn); it
+//!   reboots from its partition at a later step;
+//! * **partition**: the network is split in two (`Context::partition`),
+//!   later healed; open connections across the cut are reset or stall,
+//!   as the seed picks for the run;
+//! * **network**: every link has latency and jitter, dials fail now and
+//!   then and connections get reset;
+//! * **disk**: reads, writes, syncs and truncates fail now and then (the
+//!   node crashes and reboots, as a process would), and a crash tears the
+//!   unsynced writes (a prefix of them survives);
+//! * **power cut**: the runtime is halted at a moment the seed picks
+//!   (`Runner::start_until`), wherever every task is, and the run continues
+//!   in `Context::recover()` from what the disk kept.
 //!
-//! Then the faults stop, every node boots, and the cluster gets
-//! [`Options::settle`] to show it still commits.
+//! Then the faults stop (partitions heal, failure probabilities drop to
+//! zero, every node boots) and the cluster gets [`Options::settle`] to show
+//! it still commits.
 //!
 //! # Invariants
 //! * Everything that decides what happens comes from the seed: a run is
 //!   reproduced exactly by its seed and options, and ends in the same
 //!   auditor state. Wall time is measured only to report the rate.
-//! * At most a minority of nodes is crashed at any time, so a majority can
-//!   always make progress between faults.
+//! * At most a minority of nodes is crashed by the driver at any time.
+//! * The driver's state lives outside the runtime (behind an `Arc`), so a
+//!   power cut, which drops the root task mid-flight, loses none of it.
 
 use crate::{
     check::{Checker, Violation},
     node::{self, Observer},
 };
 use commonware_runtime::{
-    deterministic::{Config, Context, Executor},
+    deterministic::{
+        self, Config, Context, Executor, Halt, LinkFaults, PartitionMode, StorageFaults,
+    },
     Clock, Handle, Runner, Spawner,
 };
-use rand::Rng;
+use parking_lot::Mutex;
+use rand::{seq::SliceRandom, Rng};
 use std::{
     fmt,
-    net::{Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     ops::Range,
     sync::Arc,
     time::{Duration, Instant, UNIX_EPOCH},
 };
 
-/// Port every node listens on (each node has its own address).
+/// Port every node listens on (each node has its own IP).
 const PORT: u16 = 7000;
 
 /// Pause between two fault decisions.
 const FAULT_GAP: Range<Duration> = Duration::from_millis(200)..Duration::from_millis(2000);
 
-/// Percentage of fault decisions that cut the power (when enabled).
-const POWER_CUT_PERCENT: u32 = 2;
+/// Most power cuts in one run.
+const MAX_POWER_CUTS: u64 = 2;
 
 /// How long a node that crashed on its own stays down before it reboots.
 const REBOOT: Duration = Duration::from_millis(500);
 
 /// With the planted `skip-fsync` bug: how often the log is synced.
-const SKIP_FSYNC_FLUSH: Duration = Duration::from_millis(20);
+const SKIP_FSYNC_FLUSH: Duration = Duration::from_millis(100);
 
 /// Entries the cluster must commit during the settle period.
 const MIN_PROGRESS: u64 = 5;
+
+/// Delay of every link (with `network` faults, and while settling).
+const LATENCY: Duration = Duration::from_millis(2);
+const JITTER: Duration = Duration::from_millis(8);
 
 /// Which faults a run injects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Faults {
     /// Crash and reboot single nodes.
     pub crash: bool,
-    /// Cut the power of the whole cluster (`Context::recover()`).
+    /// Halt the whole runtime and `recover()` it.
     pub power: bool,
+    /// Split the network in two, and heal it.
+    pub partition: bool,
+    /// Latency, jitter, failed dials and reset connections.
+    pub network: bool,
+    /// I/O errors, and torn unsynced writes on crashes.
+    pub disk: bool,
 }
 
 impl Faults {
     pub const ALL: Faults = Faults {
         crash: true,
         power: true,
+        partition: true,
+        network: true,
+        disk: true,
     };
     pub const NONE: Faults = Faults {
         crash: false,
         power: false,
+        partition: false,
+        network: false,
+        disk: false,
     };
+
+    /// The runtime's fault settings for these faults; `calm` keeps only
+    /// the delays (for the settle period).
+    fn runtime(&self, calm: bool) -> deterministic::Faults {
+        let mut faults = deterministic::Faults::default();
+        if self.network {
+            faults.network = LinkFaults {
+                latency: LATENCY,
+                jitter: JITTER,
+                ..LinkFaults::default()
+            };
+            if !calm {
+                faults.network.dial_failure = 0.05;
+                faults.network.reset = 0.002;
+            }
+        }
+        if self.disk {
+            faults.storage.torn = true;
+            if !calm {
+                faults.storage = StorageFaults {
+                    open: 0.001,
+                    read: 0.001,
+                    write: 0.001,
+                    sync: 0.002,
+                    truncate: 0.001,
+                    torn: true,
+                    ..StorageFaults::default()
+                };
+            }
+        }
+        faults
+    }
 }
 
 /// A bug that can be planted in the protocol to watch the checker catch it.
@@ -121,6 +184,19 @@ pub enum Outcome {
     Stuck(String),
 }
 
+/// Faults injected during a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Injected {
+    /// Nodes crashed by the driver.
+    pub crashes: u64,
+    /// Nodes that crashed on their own (an I/O error).
+    pub failures: u64,
+    /// Network partitions made.
+    pub partitions: u64,
+    /// Whole-cluster power cuts.
+    pub power_cuts: u64,
+}
+
 /// What one run did and how fast.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -135,10 +211,7 @@ pub struct Report {
     pub committed: u64,
     /// Highest term a leader was elected in.
     pub terms: u64,
-    /// Single-node crashes injected.
-    pub crashes: u64,
-    /// Whole-cluster power cuts injected.
-    pub power_cuts: u64,
+    pub injected: Injected,
     pub outcome: Outcome,
 }
 
@@ -151,18 +224,26 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Injected {
+            crashes,
+            failures,
+            partitions,
+            power_cuts,
+        } = self.injected;
         write!(
             f,
-            "seed {:>4}  {:>6.1}s virtual  {:>7.1}ms wall  {:>7.0}x  {:>4} committed  {:>3} terms  {:>2} crashes  {} power cuts  auditor {}  ",
+            "seed {:>4}  {:>5.1}s virtual {:>6.1}ms wall {:>6.0}x | {:>3} committed {:>3} terms | {:>2} crashes {:>2} io-crashes {:>2} partitions {} power cuts | auditor {}  ",
             self.seed,
             self.simulated.as_secs_f64(),
             self.wall.as_secs_f64() * 1e3,
             self.rate(),
             self.committed,
             self.terms,
-            self.crashes,
-            self.power_cuts,
-            self.auditor,
+            crashes,
+            failures,
+            partitions,
+            power_cuts,
+            &self.auditor[..16],
         )?;
         match &self.outcome {
             Outcome::Pass => write!(f, "ok"),
@@ -177,21 +258,45 @@ pub fn run(options: &Options, seed: u64) -> Report {
     let started = Instant::now();
     let (mut runner, mut context, auditor) = Executor::init(Config {
         seed,
+        faults: options.faults.runtime(false),
         ..Config::default()
     });
-    let mut cluster = Cluster::new(options.clone());
+    if options.faults.partition {
+        let mut faults = context.faults();
+        faults.partition_mode = match context.gen_bool(0.5) {
+            true => PartitionMode::Stall,
+            false => PartitionMode::Reset,
+        };
+        context.set_faults(faults);
+    }
+    let cluster = Arc::new(Cluster::new(options.clone()));
     loop {
-        cluster = runner.start(cluster.simulate(context.clone()));
-        if cluster.outcome.is_some() {
+        // Maybe the power goes out somewhere ahead, wherever the tasks are.
+        let now = context
+            .current()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let cut = options.faults.power
+            && now < options.duration
+            && cluster.state.lock().injected.power_cuts < MAX_POWER_CUTS
+            && context.gen_bool(0.5);
+        let root = cluster.clone().simulate(context.clone());
+        if !cut {
+            runner.start(root);
             break;
         }
-        // The power went out: only what was synced comes back.
+        let at = context.gen_range(now..options.duration);
+        if runner.start_until(Halt::At(at), root).is_some() {
+            break;
+        }
+        cluster.state.lock().injected.power_cuts += 1;
         (runner, context, _) = context.recover();
     }
     let simulated = context
         .current()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
+    let state = cluster.state.lock();
     Report {
         seed,
         simulated,
@@ -199,31 +304,44 @@ pub fn run(options: &Options, seed: u64) -> Report {
         auditor: auditor.state(),
         committed: cluster.checker.committed_count(),
         terms: cluster.checker.terms(),
-        crashes: cluster.crashes,
-        power_cuts: cluster.power_cuts,
-        outcome: cluster.outcome.unwrap_or(Outcome::Pass),
+        injected: state.injected,
+        outcome: state.outcome.clone().unwrap_or(Outcome::Pass),
     }
 }
 
-/// The simulation's state, carried across power cuts (it lives outside
-/// the runtime: the root task takes it and gives it back).
+/// A kind of fault the driver injects step by step.
+#[derive(Clone, Copy)]
+enum Kind {
+    Crash,
+    Partition,
+}
+
+/// What the driver changes as the run goes.
+struct State {
+    /// Which nodes the driver has crashed.
+    down: Vec<bool>,
+    /// Whether a partition is in force.
+    partitioned: bool,
+    injected: Injected,
+    /// Set when the run is over.
+    outcome: Option<Outcome>,
+}
+
+/// One cluster under test; it outlives every runtime of the run.
 struct Cluster {
     options: Options,
     checker: Arc<Checker>,
     configs: Vec<node::Config>,
-    /// Which nodes are crashed (by the driver) right now.
-    down: Vec<bool>,
-    crashes: u64,
-    power_cuts: u64,
-    /// Set once the run is over; `None` after a power cut.
-    outcome: Option<Outcome>,
+    ips: Vec<IpAddr>,
+    state: Mutex<State>,
 }
 
 impl Cluster {
     fn new(options: Options) -> Self {
-        let peers: Vec<SocketAddr> = (0..options.nodes)
-            .map(|id| SocketAddr::from((Ipv4Addr::new(10, 0, 0, id as u8 + 1), PORT)))
+        let ips: Vec<IpAddr> = (0..options.nodes)
+            .map(|id| IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8 + 1)))
             .collect();
+        let peers: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, PORT)).collect();
         let configs = (0..options.nodes as u64)
             .map(|id| node::Config {
                 id,
@@ -236,65 +354,69 @@ impl Cluster {
             .collect();
         Self {
             checker: Arc::new(Checker::new(options.nodes)),
-            down: vec![false; options.nodes],
+            state: Mutex::new(State {
+                down: vec![false; options.nodes],
+                partitioned: false,
+                injected: Injected::default(),
+                outcome: None,
+            }),
             options,
             configs,
-            crashes: 0,
-            power_cuts: 0,
-            outcome: None,
+            ips,
         }
     }
 
-    /// Runs until the end (setting `outcome`) or the next power cut.
-    async fn simulate(mut self, mut context: Context) -> Self {
+    /// Runs the cluster to the end of the run (unless the power goes out).
+    async fn simulate(self: Arc<Self>, mut context: Context) {
         // Every node boots (at the start, or when the power comes back).
-        self.down.fill(false);
+        self.state.lock().down.fill(false);
         let mut nodes: Vec<Handle<()>> = (0..self.options.nodes)
             .map(|id| self.boot(&context, id))
             .collect();
 
         let end = UNIX_EPOCH + self.options.duration;
         let faults = self.options.faults;
-        let max_down = (self.options.nodes - 1) / 2;
+        let kinds: Vec<Kind> = [
+            (faults.crash, Kind::Crash),
+            (faults.partition, Kind::Partition),
+        ]
+        .into_iter()
+        .filter_map(|(on, kind)| on.then_some(kind))
+        .collect();
         while context.current() < end {
             let gap = context.gen_range(FAULT_GAP);
             context.sleep(gap).await;
             if let Some(violation) = self.checker.violation() {
-                self.outcome = Some(Outcome::Unsafe(violation));
-                return self;
+                self.state.lock().outcome = Some(Outcome::Unsafe(violation));
+                return;
             }
-            if faults.power && context.gen_range(0..100) < POWER_CUT_PERCENT {
-                self.power_cuts += 1;
-                return self;
-            }
-            if !faults.crash {
-                continue;
-            }
-            let down: Vec<usize> = (0..self.down.len()).filter(|&id| self.down[id]).collect();
-            let reboot = !down.is_empty() && (down.len() == max_down || context.gen_bool(0.5));
-            if reboot {
-                let id = down[context.gen_range(0..down.len())];
-                self.down[id] = false;
-                nodes[id] = self.boot(&context, id);
-            } else if max_down > 0 {
-                let up: Vec<usize> = (0..self.down.len()).filter(|&id| !self.down[id]).collect();
-                let id = up[context.gen_range(0..up.len())];
-                nodes[id].abort();
-                self.down[id] = true;
-                self.crashes += 1;
+            match kinds.choose(&mut context) {
+                Some(Kind::Crash) => self.crash_or_reboot(&mut context, &mut nodes),
+                Some(Kind::Partition) => self.split_or_heal(&mut context),
+                None => {}
             }
         }
 
-        // The faults stop: every node comes back, and commits must continue.
+        // The faults stop: the network heals, every node comes back, and
+        // commits must continue.
+        context.heal();
+        context.set_faults(
+            Faults {
+                partition: false,
+                ..faults
+            }
+            .runtime(true),
+        );
+        let down = std::mem::take(&mut self.state.lock().down);
         for (id, node) in nodes.iter_mut().enumerate() {
-            if std::mem::take(&mut self.down[id]) {
+            if down[id] {
                 *node = self.boot(&context, id);
             }
         }
         let before = self.checker.committed_count();
         context.sleep(self.options.settle).await;
         let (after, slowest) = (self.checker.committed_count(), self.checker.slowest());
-        self.outcome = Some(if let Some(violation) = self.checker.violation() {
+        self.state.lock().outcome = Some(if let Some(violation) = self.checker.violation() {
             Outcome::Unsafe(violation)
         } else if after < before + MIN_PROGRESS {
             Outcome::Stuck(format!(
@@ -309,19 +431,62 @@ impl Cluster {
         } else {
             Outcome::Pass
         });
-        self
     }
 
-    /// Spawns node `id`; it reboots by itself if it crashes on an error.
-    fn boot(&self, context: &Context, id: usize) -> Handle<()> {
+    /// Crashes a node, or reboots one the driver crashed.
+    fn crash_or_reboot(self: &Arc<Self>, context: &mut Context, nodes: &mut [Handle<()>]) {
+        let max_down = (self.options.nodes - 1) / 2;
+        let mut state = self.state.lock();
+        let (down, up): (Vec<usize>, Vec<usize>) = (0..nodes.len()).partition(|&id| state.down[id]);
+        if !down.is_empty() && (down.len() == max_down || context.gen_bool(0.5)) {
+            let id = down[context.gen_range(0..down.len())];
+            state.down[id] = false;
+            nodes[id] = self.boot(context, id);
+        } else if down.len() < max_down {
+            let id = up[context.gen_range(0..up.len())];
+            nodes[id].abort();
+            state.down[id] = true;
+            state.injected.crashes += 1;
+        }
+    }
+
+    /// Splits the network in two at random, or heals it.
+    fn split_or_heal(&self, context: &mut Context) {
+        let mut state = self.state.lock();
+        if state.partitioned {
+            if context.gen_bool(0.5) {
+                context.heal();
+                state.partitioned = false;
+            }
+            return;
+        }
+        if self.ips.len() < 2 || context.gen_bool(0.5) {
+            return;
+        }
+        let mut ips = self.ips.clone();
+        ips.shuffle(context);
+        let minority = context.gen_range(1..=ips.len() / 2);
+        let (a, b) = ips.split_at(minority);
+        context.partition(a, b);
+        state.partitioned = true;
+        state.injected.partitions += 1;
+    }
+
+    /// Spawns node `id`, dialing from its own IP; it reboots by itself
+    /// after an I/O error crashes it.
+    fn boot(self: &Arc<Self>, context: &Context, id: usize) -> Handle<()> {
         let config = self.configs[id].clone();
         let observer: Arc<dyn Observer> = self.checker.clone();
-        let node_context = context.clone();
+        let node_context = context.with_ip(self.ips[id]);
+        let cluster = self.clone();
         context.spawn(&format!("node{id}"), async move {
             loop {
                 match node::run(node_context.clone(), config.clone(), observer.clone()).await {
                     Ok(never) => match never {},
-                    Err(_) => node_context.sleep(REBOOT).await,
+                    Err(_) => {
+                        cluster.state.lock().injected.failures += 1;
+                        node_context.sleep(REBOOT).await;
+                    }
                 }
             }
         })

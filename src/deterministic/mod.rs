@@ -30,9 +30,10 @@
 //!
 //! # What this module owns
 //! [`Context`], the one handle user code holds: spawning (with label
-//! prefixes), virtual time, the seeded random stream, stop signals, and the
-//! in-memory network and storage. Scheduling itself lives in the
-//! `commonware-executor` crate.
+//! prefixes), virtual time, the seeded random stream, stop signals, the
+//! in-memory network and storage, and the faults injected into them
+//! ([`Faults`], `Context::partition`, [`Runner::start_until`]). Scheduling
+//! itself lives in the `commonware-executor` crate.
 //!
 //! # Invariants
 //! * Everything observable flows through the executor's strategy (order,
@@ -42,6 +43,7 @@
 
 mod auditor;
 mod explore;
+mod faults;
 mod network;
 mod storage;
 
@@ -50,6 +52,7 @@ pub use explore::{
     check_determinism, explore, record, shrink, shrink_with, try_run, Divergence, ExploreError,
     FailedRun, ParseError, Schedule, Shrunk, Strategy, Sweep, SweepError, Swept, PCT_DEFAULT_STEPS,
 };
+pub use faults::{Faults, Halt, LinkFaults, PartitionMode, StorageFaults, SECTOR};
 pub use network::{Listener, Sink, Stream};
 pub use storage::{Blob, Partition, MAX_BLOB_LEN};
 
@@ -65,6 +68,7 @@ use prometheus_client::registry::Registry;
 use rand_core::{CryptoRng, RngCore};
 use std::{
     future::Future,
+    net::{IpAddr, Ipv4Addr},
     panic::resume_unwind,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -98,6 +102,9 @@ pub(crate) mod kind {
     pub const TRUNCATE: u8 = 54;
     pub const SYNC: u8 = 55;
     pub const CLOSE: u8 = 56;
+
+    // Injected faults (faults.rs; the word says which).
+    pub const FAULT: u8 = 64;
 }
 
 /// Configuration for the `deterministic` runtime.
@@ -120,6 +127,10 @@ pub struct Config {
     /// [`Strategy::Uniform`], the reference runtime's behaviour). Printed
     /// with the seed when a run fails.
     pub strategy: Strategy,
+
+    /// Network and storage faults to inject (none by default). They can be
+    /// changed while the runtime runs with [`Context::set_faults`].
+    pub faults: Faults,
 }
 
 impl Default for Config {
@@ -130,6 +141,7 @@ impl Default for Config {
             cycle: Duration::from_millis(1),
             timeout: None,
             strategy: Strategy::Uniform,
+            faults: Faults::default(),
         }
     }
 }
@@ -155,6 +167,9 @@ struct Runtime {
     network: network::Sockets,
     /// Durable blob images: carried (as a copy) into a recovered instance.
     storage: Arc<storage::Disk>,
+    /// Fault settings and partitions in force: carried into a recovered
+    /// instance (they belong to the simulated hardware).
+    faults: Arc<faults::Injector>,
 }
 
 impl Runtime {
@@ -164,11 +179,12 @@ impl Runtime {
         metrics: Arc<Metrics>,
         auditor: Arc<Auditor>,
         storage: Arc<storage::Disk>,
+        faults: Arc<faults::Injector>,
     ) -> Arc<Self> {
         let core = executor.core().clone();
         auditor.attach(core.clone());
         let (signaler, signal) = Signaler::new();
-        let network = network::Sockets::new(core.clone(), metrics.clone());
+        let network = network::Sockets::new(core.clone(), metrics.clone(), faults.clone());
         Arc::new(Self {
             executor,
             core,
@@ -180,6 +196,7 @@ impl Runtime {
             recovered: AtomicBool::new(false),
             network,
             storage,
+            faults,
         })
     }
 
@@ -224,12 +241,20 @@ impl Executor {
         });
         let metrics = Arc::new(Metrics::init(&cfg.registry));
         let auditor = Arc::new(Auditor::new());
-        let runtime = Runtime::new(executor, cfg.seed, metrics, auditor.clone(), Arc::default());
+        let faults = Arc::new(faults::Injector::new(cfg.faults));
+        let runtime = Runtime::new(
+            executor,
+            cfg.seed,
+            metrics,
+            auditor.clone(),
+            Arc::default(),
+            faults,
+        );
         (
             Runner {
                 runtime: runtime.clone(),
             },
-            Context { runtime },
+            Context::new(runtime),
             auditor,
         )
     }
@@ -265,8 +290,25 @@ pub struct Runner {
     runtime: Arc<Runtime>,
 }
 
-impl crate::Runner for Runner {
-    fn start<F>(self, f: F) -> F::Output
+impl Runner {
+    /// Starts running a root task, like [`crate::Runner::start`], but crashes
+    /// the runtime at `halt` if the root task has not completed by then:
+    /// every task is dropped wherever it is, as in a power cut, and `None`
+    /// is returned. [`Context::recover`] then continues from what was synced
+    /// (and, with [`StorageFaults::torn`], from the torn unsynced writes).
+    pub fn start_until<F>(self, halt: Halt, f: F) -> Option<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let halt = match halt {
+            Halt::AfterPolls(polls) => commonware_executor::Halt::AfterPolls(polls),
+            Halt::At(at) => commonware_executor::Halt::At(nanos(at, "halt time")),
+        };
+        self.run(f, Some(halt))
+    }
+
+    fn run<F>(self, f: F, halt: Option<commonware_executor::Halt>) -> Option<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -280,10 +322,15 @@ impl crate::Runner for Runner {
                 *output.lock() = Some(value);
             }
         };
-        match runtime.executor.run(ROOT_TASK, Box::pin(root)) {
-            Ok(()) => {
+        match runtime.executor.run_until(ROOT_TASK, Box::pin(root), halt) {
+            Ok(completed) => {
                 let value = output.lock().take();
-                value.expect("root task completed without output")
+                assert_eq!(
+                    completed,
+                    value.is_some(),
+                    "root task completed without output"
+                );
+                value
             }
             Err(Failure::Panic { label, payload }) => {
                 let message = explore::panic_message(&*payload);
@@ -298,15 +345,35 @@ impl crate::Runner for Runner {
     }
 }
 
+impl crate::Runner for Runner {
+    fn start<F>(self, f: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.run(f, None)
+            .expect("root task completed without output")
+    }
+}
+
 /// Implementation of [`crate::Spawner`], [`crate::Clock`],
 /// [`crate::Network`], and [`crate::Storage`] for the `deterministic`
 /// runtime.
 #[derive(Clone)]
 pub struct Context {
     runtime: Arc<Runtime>,
+    /// The IP this context dials from (see [`Context::with_ip`]).
+    ip: IpAddr,
 }
 
 impl Context {
+    fn new(runtime: Arc<Runtime>) -> Self {
+        Self {
+            runtime,
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+
     /// Recover the inner state (deadline, metrics, auditor, rng, synced storage, etc.) from the
     /// current runtime and use it to initialize a new instance of the runtime. A recovered runtime
     /// does not inherit the current runtime's pending tasks, unsynced storage, network connections, nor
@@ -329,12 +396,16 @@ impl Context {
             old.metrics.clone(),
             old.auditor.clone(),
             Arc::new(old.storage.fork()),
+            old.faults.clone(),
         );
         (
             Runner {
                 runtime: runtime.clone(),
             },
-            Self { runtime },
+            Self {
+                runtime,
+                ip: self.ip,
+            },
             old.auditor.clone(),
         )
     }

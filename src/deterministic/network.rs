@@ -28,17 +28,39 @@
 //! * The table is a `BTreeMap`: no hash order reaches anything observable.
 //! * No lock of the table is held while a connection is dropped (dropping
 //!   one releases its port, which takes the table lock).
+//!
+//! # Faults
+//! A dial comes from the IP of the context that makes it
+//! (`Context::with_ip`, `127.0.0.1` by default), so every connection joins
+//! two IPs and each direction is a link with its own [`LinkFaults`]. While
+//! no fault is configured and no partition is in force, sends and receives
+//! take the plain path above (one atomic load more). Otherwise a dial can be
+//! refused (partition, `dial_failure`); a send can reset the connection
+//! (`reset`: both ends' sends and receives fail from then on, and pending
+//! receives wake up to fail); and a send that must be delayed (latency,
+//! jitter, bandwidth, or a stalled partition) goes to the direction's
+//! [`Lane`], whose carrier task delivers it to the pipe at its arrival time.
+//! Once a direction has a carrier, every later send goes through it, so
+//! bytes never overtake each other. A partition in `Reset` mode resets the
+//! open connections across it when it is made; in `Stall` mode their
+//! carriers hold the bytes until `heal`.
 
-use super::kind;
+use super::{
+    faults::{self, what, Injector, LinkFaults},
+    kind,
+};
 use crate::{metrics::Metrics, mocks, Error};
 use commonware_executor::Core;
-use futures::future::poll_fn;
+use futures::{future::poll_fn, task::AtomicWaker};
 use parking_lot::Mutex;
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
     net::{IpAddr, Ipv4Addr, SocketAddr},
     ops::Range,
-    sync::{Arc, Weak},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Weak,
+    },
     task::{Poll, Waker},
 };
 
@@ -49,6 +71,7 @@ const EPHEMERAL: Range<u16> = 32768..61000;
 pub(crate) struct Sockets {
     core: Core,
     metrics: Arc<Metrics>,
+    faults: Arc<Injector>,
     table: Arc<Mutex<Table>>,
 }
 
@@ -63,6 +86,8 @@ struct Table {
     cursor: u16,
     /// Connections dialed so far (names connections in the auditor).
     connections: u64,
+    /// Connections alive, by sequence number (partitions reset them).
+    live: BTreeMap<u64, Weak<Link>>,
 }
 
 impl Table {
@@ -99,14 +124,28 @@ struct Pending {
 }
 
 /// What the halves of one connection share: the auditor and metrics they
-/// report to, and the dialer's ephemeral port, released when the last half
-/// (or pending accept) is dropped.
+/// report to, the dialer's ephemeral port, released when the last half
+/// (or pending accept) is dropped, and the connection's fault state.
 struct Link {
     core: Core,
     metrics: Arc<Metrics>,
     table: Arc<Mutex<Table>>,
     id: u64,
     port: u16,
+    /// IPs of the dialer and of the listener.
+    ends: [IpAddr; 2],
+    faults: Arc<Injector>,
+    /// Set once the connection is reset: every send and receive fails.
+    reset: AtomicBool,
+    /// The pending receive of each direction (woken by a reset).
+    readers: [AtomicWaker; 2],
+    /// Each direction: 0 from the dialer, 1 from the listener.
+    lanes: [Mutex<Lane>; 2],
+}
+
+/// The direction of a connection that starts at the dialer (or not).
+fn direction(from_dialer: bool) -> usize {
+    usize::from(!from_dialer)
 }
 
 impl Link {
@@ -114,12 +153,132 @@ impl Link {
     fn word(&self, from_dialer: bool) -> u64 {
         self.id << 1 | u64::from(from_dialer)
     }
+
+    /// The sending and receiving IPs of `direction`.
+    fn ends(&self, direction: usize) -> (IpAddr, IpAddr) {
+        match direction {
+            0 => (self.ends[0], self.ends[1]),
+            _ => (self.ends[1], self.ends[0]),
+        }
+    }
+
+    fn is_reset(&self) -> bool {
+        self.reset.load(Ordering::Acquire)
+    }
+
+    /// Resets the connection (once): wakes its pending receives and its
+    /// carriers, which then fail and stop.
+    fn reset(&self) {
+        if self.reset.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        faults::audit(&self.core, what::RESET, &self.id.to_le_bytes());
+        for reader in &self.readers {
+            reader.wake();
+        }
+        for lane in &self.lanes {
+            let carrier = lane.lock().carrier.take();
+            if let Some(carrier) = carrier {
+                carrier.wake();
+            }
+        }
+    }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        self.table.lock().ports.remove(&self.port);
+        let mut table = self.table.lock();
+        table.ports.remove(&self.port);
+        table.live.remove(&self.id);
     }
+}
+
+/// One direction of a connection once faults delay it: the bytes in flight,
+/// which its carrier task delivers to the receiving pipe at their arrival
+/// times.
+#[derive(Default)]
+struct Lane {
+    /// The receiving pipe, handed over by the [`Sink`] when the carrier
+    /// starts.
+    pipe: Option<mocks::Sink>,
+    /// Bytes in flight with their arrival times (never decreasing).
+    queue: VecDeque<(u64, Vec<u8>)>,
+    /// The carrier, while it waits for bytes or for a partition to heal.
+    carrier: Option<Waker>,
+    /// The [`Sink`] is gone: deliver what is in flight, then close the pipe.
+    closed: bool,
+    /// The receiving [`Stream`] is gone: sends fail.
+    broken: bool,
+    clock: faults::Lane,
+}
+
+/// Label of the tasks that carry delayed bytes.
+const CARRIER: &str = "network_carrier";
+
+/// Stores `waker` in `slot` unless it is already there.
+fn store_waker(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(stored) => stored.clone_from(waker),
+        None => *slot = Some(waker.clone()),
+    }
+}
+
+/// Delivers one direction's delayed bytes, each at its arrival time and
+/// none while a partition stalls the link. Ends, dropping the pipe (so the
+/// receiver sees the end of the stream), once the sender is gone and every
+/// byte arrived, or at once on a reset.
+async fn carry(link: Arc<Link>, direction: usize) {
+    let (from, to) = link.ends(direction);
+    let lane = &link.lanes[direction];
+    loop {
+        let next = poll_fn(|cx| {
+            let mut lane = lane.lock();
+            if link.is_reset() {
+                return Poll::Ready(None);
+            }
+            match lane.queue.front() {
+                Some(&(at, _)) => Poll::Ready(Some(at)),
+                None if lane.closed => Poll::Ready(None),
+                None => {
+                    store_waker(&mut lane.carrier, cx.waker());
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        let Some(at) = next else {
+            break;
+        };
+        link.core.sleep_until(at).await;
+        poll_fn(|cx| {
+            if link.is_reset() {
+                return Poll::Ready(());
+            }
+            store_waker(&mut lane.lock().carrier, cx.waker());
+            link.faults.poll_joined(from, to, cx)
+        })
+        .await;
+        let now = link.core.now();
+        let mut lane = lane.lock();
+        if link.is_reset() {
+            break;
+        }
+        while lane.queue.front().is_some_and(|&(at, _)| at <= now) {
+            let Some((_, bytes)) = lane.queue.pop_front() else {
+                break;
+            };
+            let delivered = match &lane.pipe {
+                Some(pipe) => pipe.push(&bytes),
+                None => Err(Error::SendFailed),
+            };
+            if delivered.is_err() {
+                lane.broken = true;
+                lane.queue.clear();
+            }
+        }
+    }
+    let pipe = lane.lock().pipe.take();
+    drop(pipe);
 }
 
 /// Audits an event about `addr`: the port goes in the word (above `extra`),
@@ -133,17 +292,35 @@ fn audit_address(core: &Core, kind: u8, extra: u64, addr: SocketAddr) {
 }
 
 impl Sockets {
-    pub(crate) fn new(core: Core, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(core: Core, metrics: Arc<Metrics>, faults: Arc<Injector>) -> Self {
         Self {
             core,
             metrics,
+            faults,
             table: Arc::new(Mutex::new(Table {
                 listeners: BTreeMap::new(),
                 ports: BTreeSet::new(),
                 cursor: EPHEMERAL.start,
                 connections: 0,
+                live: BTreeMap::new(),
             })),
         }
+    }
+
+    /// Resets every open connection whose two IPs are now cut off.
+    pub(crate) fn reset_cut(&self) {
+        let links: Vec<Arc<Link>> = {
+            let table = self.table.lock();
+            table.live.values().filter_map(Weak::upgrade).collect()
+        };
+        for link in &links {
+            if self.faults.is_cut(link.ends[0], link.ends[1]) {
+                link.reset();
+            }
+        }
+        // The table is unlocked: dropping the last reference to a link
+        // takes its lock.
+        drop(links);
     }
 
     fn bind(&self, address: SocketAddr) -> Result<Listener, Error> {
@@ -166,7 +343,18 @@ impl Sockets {
         })
     }
 
-    fn dial(&self, address: SocketAddr) -> Result<(Sink, Stream), Error> {
+    fn dial(&self, origin: IpAddr, address: SocketAddr) -> Result<(Sink, Stream), Error> {
+        if self.faults.network_active() {
+            let refused = self.faults.is_cut(origin, address.ip())
+                || faults::chance(
+                    &self.core,
+                    self.faults.link(origin, address.ip()).0.dial_failure,
+                );
+            if refused {
+                audit_address(&self.core, kind::FAULT, what::DIAL, address);
+                return Err(Error::ConnectionFailed);
+            }
+        }
         let (port, target) = {
             let mut table = self.table.lock();
             let port = table.allocate();
@@ -201,13 +389,19 @@ impl Sockets {
             table: self.table.clone(),
             id,
             port,
+            ends: [origin, address.ip()],
+            faults: self.faults.clone(),
+            reset: AtomicBool::new(false),
+            readers: Default::default(),
+            lanes: Default::default(),
         });
+        self.table.lock().live.insert(id, Arc::downgrade(&link));
         let (dialer_sink, listener_stream) = mocks::Channel::init();
         let (listener_sink, dialer_stream) = mocks::Channel::init();
         let acceptor = {
             let mut backlog = backlog.lock();
             backlog.pending.push_back(Pending {
-                dialer: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                dialer: SocketAddr::new(origin, port),
                 sink: listener_sink,
                 stream: listener_stream,
                 link: link.clone(),
@@ -219,14 +413,11 @@ impl Sockets {
         }
         self.metrics.network_dials.inc();
         Ok((
-            Sink {
-                pipe: dialer_sink,
-                word: link.word(true),
-                link: link.clone(),
-            },
+            Sink::new(dialer_sink, &link, true),
             Stream {
                 pipe: dialer_stream,
                 word: link.word(false),
+                direction: direction(false),
                 link,
             },
         ))
@@ -239,7 +430,7 @@ impl crate::Network<Listener, Sink, Stream> for super::Context {
     }
 
     async fn dial(&self, socket: SocketAddr) -> Result<(Sink, Stream), Error> {
-        self.runtime.network.dial(socket)
+        self.runtime.network.dial(self.ip, socket)
     }
 }
 
@@ -272,14 +463,11 @@ impl crate::Listener<Sink, Stream> for Listener {
         self.metrics.network_accepts.inc();
         Ok((
             pending.dialer,
-            Sink {
-                pipe: pending.sink,
-                word: pending.link.word(false),
-                link: pending.link.clone(),
-            },
+            Sink::new(pending.sink, &pending.link, false),
             Stream {
                 pipe: pending.stream,
                 word: pending.link.word(true),
+                direction: direction(true),
                 link: pending.link,
             },
         ))
@@ -296,19 +484,106 @@ impl Drop for Listener {
 
 /// Implementation of [`crate::Sink`] for the `deterministic` runtime.
 pub struct Sink {
-    pipe: mocks::Sink,
+    /// The pipe, until a send is first delayed; the [`Lane`] has it then.
+    pipe: Option<mocks::Sink>,
     word: u64,
+    direction: usize,
     link: Arc<Link>,
+    /// This direction's link faults, with the settings generation they are
+    /// from (`None`: not looked up yet).
+    faults: Option<(LinkFaults, u64)>,
+}
+
+impl Sink {
+    fn new(pipe: mocks::Sink, link: &Arc<Link>, from_dialer: bool) -> Self {
+        Self {
+            pipe: Some(pipe),
+            word: link.word(from_dialer),
+            direction: direction(from_dialer),
+            link: link.clone(),
+            faults: None,
+        }
+    }
+
+    /// The send path while faults may apply.
+    fn send_with_faults(&mut self, msg: &[u8]) -> Result<(), Error> {
+        let link = &*self.link;
+        let (from, to) = link.ends(self.direction);
+        let generation = link.faults.generation();
+        let settings = match self.faults {
+            Some((settings, seen)) if seen == generation => settings,
+            _ => {
+                let (settings, generation) = link.faults.link(from, to);
+                self.faults = Some((settings, generation));
+                settings
+            }
+        };
+        if faults::chance(&link.core, settings.reset) {
+            link.reset();
+            return Err(Error::SendFailed);
+        }
+        if !settings.delays() && !link.faults.is_cut(from, to) {
+            if let Some(pipe) = &self.pipe {
+                return pipe.push(msg);
+            }
+        }
+        let start = self.pipe.is_some();
+        let carrier = {
+            let mut lane = link.lanes[self.direction].lock();
+            if lane.broken {
+                return Err(Error::SendFailed);
+            }
+            if let Some(pipe) = self.pipe.take() {
+                lane.pipe = Some(pipe);
+            }
+            let at = lane
+                .clock
+                .arrival(&link.core, &settings, msg.len(), link.core.now());
+            lane.queue.push_back((at, msg.to_vec()));
+            lane.carrier.take()
+        };
+        if start {
+            let carrier = carry(self.link.clone(), self.direction);
+            link.core.spawn(CARRIER.into(), Box::pin(carrier), false);
+        }
+        if let Some(carrier) = carrier {
+            carrier.wake();
+        }
+        Ok(())
+    }
 }
 
 impl crate::Sink for Sink {
     async fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
         let link = &*self.link;
         link.core.audit(kind::SEND, self.word, msg);
-        self.pipe.push(msg)?;
+        if !msg.is_empty() && link.is_reset() {
+            return Err(Error::SendFailed);
+        }
+        match &self.pipe {
+            Some(pipe) if !link.faults.network_active() => pipe.push(msg)?,
+            _ => self.send_with_faults(msg)?,
+        }
+        let link = &*self.link;
         link.metrics.network_sends.inc();
         link.metrics.network_bandwidth.inc_by(msg.len() as u64);
         Ok(())
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if self.pipe.is_none() {
+            // A carrier has the pipe: let it deliver the rest, then close.
+            let carrier = {
+                let mut lane = self.link.lanes[self.direction].lock();
+                lane.closed = true;
+                lane.carrier.take()
+            };
+            if let Some(carrier) = carrier {
+                carrier.wake();
+            }
+        }
     }
 }
 
@@ -316,13 +591,32 @@ impl crate::Sink for Sink {
 pub struct Stream {
     pipe: mocks::Stream,
     word: u64,
+    direction: usize,
     link: Arc<Link>,
 }
 
 impl crate::Stream for Stream {
     async fn recv(&mut self, buf: &mut [u8]) -> Result<(), Error> {
-        poll_fn(|cx| self.pipe.poll_recv(cx, buf)).await?;
         let link = &*self.link;
+        let reader = &link.readers[self.direction];
+        let pipe = &mut self.pipe;
+        poll_fn(|cx| {
+            let reset = !buf.is_empty() && link.is_reset();
+            if reset {
+                return Poll::Ready(Err(Error::RecvFailed));
+            }
+            let poll = pipe.poll_recv(cx, buf);
+            if poll.is_pending() {
+                // A reset must wake this receive; check again after
+                // registering, in case it came in between.
+                reader.register(cx.waker());
+                if link.is_reset() {
+                    return Poll::Ready(Err(Error::RecvFailed));
+                }
+            }
+            poll
+        })
+        .await?;
         link.core.audit(kind::RECV, self.word, buf);
         link.metrics.network_recvs.inc();
         Ok(())

@@ -30,8 +30,22 @@
 //!   their payload; handles are named in it by a sequence number given at
 //!   `open`.
 //! * Lock order: a handle's state, then the disk.
+//!
+//! # Faults
+//! Each operation asks the fault injector for its partition's
+//! [`StorageFaults`] (one atomic load while none is configured) and may
+//! fail instead, changing nothing. Reads may flip one bit of what they
+//! return when it comes from a page this handle has not changed (synced
+//! data), writes may land whole sectors off target. With `torn`, a handle
+//! also remembers its unsynced writes and truncates in order; when its last
+//! clone goes away without publishing them (its task was aborted, or its
+//! runtime ended: a crash), a prefix of them chosen by the seed is
+//! published as if it had reached the disk before the power went.
 
-use super::kind;
+use super::{
+    faults::{self, what, Injector, StorageFaults, SECTOR},
+    kind,
+};
 use crate::{hex, metrics::Metrics, Error};
 use commonware_executor::Core;
 use parking_lot::Mutex;
@@ -207,6 +221,12 @@ fn blob_key(partition: &str, name: &[u8]) -> Vec<u8> {
 impl crate::Storage<Blob> for super::Context {
     async fn open(&self, partition: &str, name: &[u8]) -> Result<Blob, Error> {
         let runtime = &*self.runtime;
+        let faults = runtime.faults.storage(partition);
+        if faults::chance(&runtime.core, faults.open) {
+            let key = blob_key(partition, name);
+            faults::audit(&runtime.core, what::OPEN, &key);
+            return Err(Error::BlobOpenFailed(partition.into(), hex(name)));
+        }
         let (seq, image, base) = {
             let mut disk = runtime.storage.state.lock();
             let seq = disk.handles;
@@ -223,22 +243,16 @@ impl crate::Storage<Blob> for super::Context {
             .core
             .audit(kind::OPEN, seq, &blob_key(partition, name));
         runtime.metrics.open_blobs.inc();
-        let pages = image.pages.len();
         Ok(Blob {
             shared: Arc::new(Shared {
                 core: runtime.core.clone(),
                 metrics: runtime.metrics.clone(),
                 disk: runtime.storage.clone(),
+                injector: runtime.faults.clone(),
                 partition: partition.into(),
                 name: name.into(),
                 seq,
-                state: Mutex::new(Volatile {
-                    image,
-                    dirty: Vec::new(),
-                    marks: Vec::new(),
-                    low: pages,
-                    base,
-                }),
+                state: Mutex::new(Volatile::new(image, base, faults.torn)),
             }),
         })
     }
@@ -250,6 +264,15 @@ impl crate::Storage<Blob> for super::Context {
                 .core
                 .audit(kind::REMOVE, 1, &blob_key(partition, name)),
             None => runtime.core.audit(kind::REMOVE, 0, partition.as_bytes()),
+        }
+        if faults::chance(&runtime.core, runtime.faults.storage(partition).remove) {
+            // The errors the Tokio backend reports when the file system
+            // refuses to remove.
+            faults::audit(&runtime.core, what::REMOVE, partition.as_bytes());
+            return Err(match name {
+                Some(name) => Error::BlobMissing(partition.into(), hex(name)),
+                None => Error::PartitionMissing(partition.into()),
+            });
         }
         let mut disk = runtime.storage.state.lock();
         match name {
@@ -293,9 +316,38 @@ struct Volatile {
     low: usize,
     /// Version of the durable image this state started from.
     base: u64,
+    /// With torn writes on: the writes and truncates since the last
+    /// publish, in order.
+    unsynced: Option<Vec<Change>>,
+}
+
+/// A change to a blob that has not reached the durable image yet.
+enum Change {
+    Write(u64, Vec<u8>),
+    Truncate(u64),
 }
 
 impl Volatile {
+    /// A volatile copy of the durable `image` of version `base`; `torn`
+    /// records the changes made to it.
+    fn new(image: Image, base: u64, torn: bool) -> Self {
+        Self {
+            low: image.pages.len(),
+            image,
+            dirty: Vec::new(),
+            marks: Vec::new(),
+            base,
+            unsynced: torn.then(Vec::new),
+        }
+    }
+
+    /// Whether page `index` was changed since the last publish.
+    fn is_dirty(&self, index: usize) -> bool {
+        self.marks
+            .get(index / 64)
+            .is_some_and(|word| word & 1 << (index % 64) != 0)
+    }
+
     fn mark(&mut self, index: usize) {
         let (word, bit) = (index / 64, 1u64 << (index % 64));
         if self.marks.len() <= word {
@@ -377,6 +429,7 @@ struct Shared {
     core: Core,
     metrics: Arc<Metrics>,
     disk: Arc<Disk>,
+    injector: Arc<Injector>,
     partition: String,
     name: Vec<u8>,
     /// Names this handle in the auditor.
@@ -391,13 +444,67 @@ impl Shared {
         offset ^ self.seq << 40
     }
 
-    fn publish(&self) -> Result<(), Error> {
+    fn faults(&self) -> StorageFaults {
+        self.injector.storage(&self.partition)
+    }
+
+    /// Audits an injected fault about this handle.
+    fn fault(&self, what: u64, offset: u64) {
+        faults::audit(&self.core, what, &self.word(offset).to_le_bytes());
+    }
+
+    /// Publishes the volatile state (`sync` / `close`), unless an injected
+    /// fault fails it with `error`.
+    fn publish(&self, error: fn(String, String) -> Error) -> Result<(), Error> {
+        let faults = self.faults();
+        if faults::chance(&self.core, faults.sync) {
+            self.fault(what::SYNC, 0);
+            return Err(error(self.partition.clone(), hex(&self.name)));
+        }
         let mut state = self.state.lock();
         let mut disk = self.disk.state.lock();
         let version = disk.version();
         let durable = disk.durable(&self.partition, &self.name)?;
         state.publish(durable, version);
+        match &mut state.unsynced {
+            Some(changes) if faults.torn => changes.clear(),
+            unsynced => *unsynced = faults.torn.then(Vec::new),
+        }
         Ok(())
+    }
+}
+
+impl Drop for Shared {
+    /// The last clone is gone. With torn writes on, a prefix of what was
+    /// never published reaches the durable image, as in a crash.
+    fn drop(&mut self) {
+        let state = self.state.get_mut();
+        let Some(changes) = state.unsynced.take().filter(|c| !c.is_empty()) else {
+            return;
+        };
+        let kept = faults::below(&self.core, changes.len() as u64 + 1) as usize;
+        self.fault(what::TORN, kept as u64);
+        if kept == 0 {
+            return;
+        }
+        let mut disk = self.disk.state.lock();
+        let version = disk.version();
+        let Ok(durable) = disk.durable(&self.partition, &self.name) else {
+            // Removed meanwhile: nothing to tear.
+            return;
+        };
+        let mut torn = Volatile::new(durable.image.clone(), durable.version, false);
+        for change in &changes[..kept] {
+            match change {
+                Change::Write(offset, data) => {
+                    let end = offset + data.len() as u64;
+                    // Succeeded once on the same image: cannot fail now.
+                    let _ = torn.write(data, *offset, end);
+                }
+                Change::Truncate(len) => torn.truncate(*len),
+            }
+        }
+        torn.publish(durable, version);
     }
 }
 
@@ -440,12 +547,27 @@ impl crate::Blob for Blob {
             .core
             .audit(kind::READ, shared.word(offset), &size.to_le_bytes());
         let end = offset.checked_add(size).ok_or(Error::OffsetOverflow)?;
+        let faults = shared.faults();
         {
             let state = shared.state.lock();
             if end > state.image.len {
                 return Err(Error::BlobInsufficientLength);
             }
+            if faults::chance(&shared.core, faults.read) {
+                shared.fault(what::READ, offset);
+                return Err(Error::ReadFailed);
+            }
             state.image.read(buf, offset);
+            if !buf.is_empty() && faults::chance(&shared.core, faults.corrupt) {
+                let bit = faults::below(&shared.core, size * 8);
+                let at = offset + bit / 8;
+                // Only what came from the medium (a page this handle has
+                // not changed) can be corrupt.
+                if !state.is_dirty(locate(at).0) {
+                    buf[(bit / 8) as usize] ^= 1 << (bit % 8);
+                    shared.fault(what::CORRUPT, at);
+                }
+            }
         }
         shared.metrics.storage_reads.inc();
         shared.metrics.storage_read_bandwidth.inc_by(size);
@@ -456,12 +578,32 @@ impl crate::Blob for Blob {
         let shared = &*self.shared;
         shared.core.audit(kind::WRITE, shared.word(offset), buf);
         let size = buf.len() as u64;
+        let faults = shared.faults();
+        if faults::chance(&shared.core, faults.write) {
+            shared.fault(what::WRITE, offset);
+            return Err(Error::WriteFailed);
+        }
+        let mut offset = offset;
+        if !buf.is_empty() && faults::chance(&shared.core, faults.misdirect) {
+            let shift = (1 + faults::below(&shared.core, 8)) * SECTOR;
+            let later = offset < shift || faults::below(&shared.core, 2) == 1;
+            offset = if later {
+                offset.saturating_add(shift)
+            } else {
+                offset - shift
+            };
+            shared.fault(what::MISDIRECT, offset);
+        }
         let end = offset
             .checked_add(size)
             .filter(|end| *end <= MAX_BLOB_LEN)
             .ok_or(Error::OffsetOverflow)?;
         if !buf.is_empty() {
-            shared.state.lock().write(buf, offset, end)?;
+            let mut state = shared.state.lock();
+            state.write(buf, offset, end)?;
+            if let Some(changes) = &mut state.unsynced {
+                changes.push(Change::Write(offset, buf.to_vec()));
+            }
         }
         shared.metrics.storage_writes.inc();
         shared.metrics.storage_write_bandwidth.inc_by(size);
@@ -471,26 +613,33 @@ impl crate::Blob for Blob {
     async fn truncate(&self, len: u64) -> Result<(), Error> {
         let shared = &*self.shared;
         shared.core.audit(kind::TRUNCATE, shared.word(len), &[]);
-        if len > MAX_BLOB_LEN {
+        if len > MAX_BLOB_LEN || faults::chance(&shared.core, shared.faults().truncate) {
+            if len <= MAX_BLOB_LEN {
+                shared.fault(what::TRUNCATE, len);
+            }
             return Err(Error::BlobTruncateFailed(
                 shared.partition.clone(),
                 hex(&shared.name),
             ));
         }
-        shared.state.lock().truncate(len);
+        let mut state = shared.state.lock();
+        state.truncate(len);
+        if let Some(changes) = &mut state.unsynced {
+            changes.push(Change::Truncate(len));
+        }
         Ok(())
     }
 
     async fn sync(&self) -> Result<(), Error> {
         let shared = &*self.shared;
         shared.core.audit(kind::SYNC, shared.seq, &[]);
-        shared.publish()
+        shared.publish(Error::BlobSyncFailed)
     }
 
     async fn close(self) -> Result<(), Error> {
         let shared = &*self.shared;
         shared.core.audit(kind::CLOSE, shared.seq, &[]);
-        shared.publish()
+        shared.publish(Error::BlobCloseFailed)
     }
 }
 
@@ -505,6 +654,7 @@ mod tests {
             marks: Vec::new(),
             low: 0,
             base: 1,
+            unsynced: None,
         };
         let durable = Durable {
             image: Image::default(),
