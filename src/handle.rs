@@ -77,8 +77,9 @@ enum Join<T> {
         cell: Arc<Cell<T>>,
         aborter: Option<Aborter>,
     },
-    /// Tokio delivers it; `None` once it has been taken.
-    Tokio(Option<::tokio::task::JoinHandle<Result<T, Error>>>),
+    /// Tokio delivers it (`None` if the task panicked); the slot is `None`
+    /// once the result has been taken.
+    Tokio(Option<::tokio::task::JoinHandle<Option<T>>>),
 }
 
 /// Handle to a spawned task.
@@ -116,10 +117,12 @@ where
         }
     }
 
-    /// The handle of a Tokio task running an [`instrument`]ed future (whose
-    /// output carries its panic as an error). A task Tokio cancelled (abort,
-    /// runtime shutdown) resolves to `Err(Error::Closed)`.
-    pub(crate) fn tokio(handle: ::tokio::task::JoinHandle<Result<T, Error>>) -> Self {
+    /// The handle of a Tokio task running an [`instrument`]ed future whose
+    /// output is `None` if it panicked (`Err(Error::Exited)`). A task Tokio
+    /// cancelled (abort, runtime shutdown) resolves to `Err(Error::Closed)`.
+    /// (An `Option` rather than a `Result<T, Error>` keeps the output, which
+    /// Tokio stores in every task, small.)
+    pub(crate) fn tokio(handle: ::tokio::task::JoinHandle<Option<T>>) -> Self {
         Self {
             join: Join::Tokio(Some(handle)),
         }
@@ -143,7 +146,11 @@ where
                 *slot = None;
                 // Panics are caught inside the task, so a join error is a
                 // cancellation.
-                return Poll::Ready(result.unwrap_or(Err(Error::Closed)));
+                return Poll::Ready(match result {
+                    Ok(Some(value)) => Ok(value),
+                    Ok(None) => Err(Error::Exited),
+                    Err(_) => Err(Error::Closed),
+                });
             }
         };
         let mut state = cell.state.lock();

@@ -7,8 +7,9 @@
 //! message is printed by the process's panic hook, the task's handle resolves
 //! to `Err(Error::Exited)` and every other task keeps running. With
 //! [`Config::catch_panics`] set to `false`, a panic in any spawned task
-//! propagates out of [`crate::Runner::start`] with its original payload. A
-//! panic in the root future always propagates out of `start`.
+//! propagates out of [`crate::Runner::start`] with its original payload (as
+//! in the deterministic runtime), ending the run. A panic in the root future
+//! always propagates out of `start`.
 //!
 //! # Example
 //!
@@ -58,7 +59,7 @@ pub use storage::Blob;
 use crate::{
     handle::{instrument, Panic},
     metrics::Metrics,
-    Error, Handle, Signal, Signaler,
+    Handle, Signal, Signaler,
 };
 use futures::{
     channel::oneshot,
@@ -268,23 +269,26 @@ impl crate::Spawner for Context {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let (label, metrics) = match LABEL.try_with(|parent| parent.clone()) {
-            Ok(parent) if !parent.is_empty() => {
-                self.inner.metrics.spawn(&format!("{parent}_{label}"))
-            }
-            _ => self.inner.metrics.spawn(label),
-        };
+        let prefixed = LABEL
+            .try_with(|parent| (!parent.is_empty()).then(|| format!("{parent}_{label}")))
+            .ok()
+            .flatten();
+        let (label, metrics) = self
+            .inner
+            .metrics
+            .spawn(prefixed.as_deref().unwrap_or(label));
         // Without `catch_panics`, a panic goes to `start`.
         let report = (!self.inner.cfg.catch_panics).then(|| self.inner.clone());
         let task = instrument(LABEL.scope(label, f), metrics).map(move |result| {
-            result.map_err(|payload| {
-                if let Some(inner) = report {
-                    if let Some(sender) = inner.panics.lock().take() {
-                        let _ = sender.send(payload);
+            result
+                .map_err(|payload| {
+                    if let Some(inner) = report {
+                        if let Some(sender) = inner.panics.lock().take() {
+                            let _ = sender.send(payload);
+                        }
                     }
-                }
-                Error::Exited
-            })
+                })
+                .ok()
         });
         Handle::tokio(self.inner.handle.spawn(task))
     }
