@@ -33,11 +33,13 @@
 //!
 //! * Reads and writes are positional (`pread`/`pwrite` on Tokio's blocking
 //!   pool), so clones of a blob never disturb each other's position.
-//! * Clones of a blob share one file and one length. Reads of a blob run
-//!   concurrently; a write, truncate or sync waits for them and excludes the
-//!   others. The lock guard travels with the blocking operation, so an
-//!   operation whose future is dropped still holds the blob until the
-//!   kernel call returns and the length stays in step with the file.
+//! * Clones of a blob share one file and one length behind a read-write
+//!   lock: reads and syncs share it, a write or truncate holds it alone (so
+//!   a successful `sync` covers every write that returned before it, and no
+//!   write lands while it runs). The lock guard travels with the blocking
+//!   operation, so an operation whose future is dropped still holds the
+//!   blob until the kernel call returns and the length stays in step with
+//!   the file.
 //! * The length includes unsynced writes; reading past it is
 //!   `BlobInsufficientLength`, and an offset whose end overflows is
 //!   `OffsetOverflow`; neither touches the file.
@@ -391,9 +393,7 @@ impl crate::Blob for Blob {
     }
 
     async fn sync(&self) -> Result<(), Error> {
-        // Exclusive, so that no write of a clone lands during the fsync and
-        // an `Ok` covers every write that returned before it.
-        let state = self.state.clone().write_owned().await;
+        let state = self.state.clone().read_owned().await;
         let failed = Error::BlobSyncFailed(state.partition.clone(), hex(&state.name));
         self.inner
             .blocking(move || state.sync())
