@@ -3,7 +3,7 @@
 //! data survives the runtime, and a full disk gives errors.
 
 use crate::{run, support::Scratch};
-use commonware_runtime::{Blob, Error, Storage};
+use commonware_runtime::{Blob, Error, Spawner, Storage};
 use std::{fs, path::Path, process::Command};
 
 /// Every entry below `dir`, recursively, as paths relative to it.
@@ -247,5 +247,60 @@ fn full_disk_fails_writes() {
             .await
             .expect("write after freeing");
         blob.sync().await.expect("sync");
+    });
+}
+
+/// Clones written and read from many tasks at once (on several threads,
+/// in pieces of `maximum_buffer_size`) keep every byte where it was put.
+#[test]
+fn concurrent_clones_keep_every_byte() {
+    let scratch = Scratch::new();
+    run(scratch.path(), |ctx| async move {
+        let blob = ctx.open("busy", b"blob").await.expect("open");
+        let writers: Vec<_> = (0..8u8)
+            .map(|task| {
+                let blob = blob.clone();
+                ctx.spawn("writer", async move {
+                    for round in 0..20u64 {
+                        let offset = (round * 8 + u64::from(task)) * 2500;
+                        blob.write_at(&[task + 1; 2500], offset)
+                            .await
+                            .expect("write");
+                        let mut back = [0u8; 2500];
+                        blob.read_at(&mut back, offset).await.expect("read");
+                        assert_eq!(back, [task + 1; 2500]);
+                    }
+                    blob.sync().await.expect("sync");
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.expect("writer");
+        }
+        assert_eq!(blob.len().await, Ok(160 * 2500));
+        let mut all = vec![0u8; 160 * 2500];
+        blob.read_at(&mut all, 0).await.expect("read all");
+        for (slot, chunk) in all.chunks(2500).enumerate() {
+            assert!(chunk.iter().all(|b| usize::from(*b) == slot % 8 + 1));
+        }
+    });
+}
+
+/// A write whose future is dropped after its first poll still finishes or
+/// stops at a piece boundary, and the blob's length matches the file.
+#[test]
+fn dropped_write_keeps_length_in_step_with_file() {
+    let scratch = Scratch::new();
+    let file = scratch.path().join("p").join("62");
+    run(scratch.path(), move |ctx| async move {
+        let blob = ctx.open("p", b"b").await.expect("open");
+        let data = vec![5u8; 10_000];
+        {
+            let mut write = std::pin::pin!(blob.write_at(&data, 0));
+            let _ = futures::poll!(write.as_mut());
+        }
+        let len = blob.len().await.expect("len");
+        assert_eq!(len % 1000, 0, "length {len} is not a piece boundary");
+        assert_eq!(fs::metadata(&file).expect("file").len(), len);
     });
 }
