@@ -40,7 +40,7 @@ pub use pct::{Pct, DEFAULT_STEPS as PCT_DEFAULT_STEPS};
 pub use schedule::{shrink, Decision, ParseError, Recorder, Replay, Schedule};
 pub use scheduler::{below, shuffle, Strategy, Uniform};
 
-use arena::Arena;
+use arena::{Arena, Slot, Task};
 use parking_lot::Mutex;
 use std::{
     any::Any,
@@ -53,7 +53,7 @@ use std::{
     time::Duration,
 };
 use timer::{TimerId, Wheel};
-use waker::{ReadyQueue, WakerRef};
+use waker::{EnterGuard, ReadyQueue, WakerRef};
 
 /// How an executor runs.
 pub struct Config {
@@ -73,6 +73,7 @@ pub enum Halt {
     /// Before the poll that would exceed this many polls of this executor.
     AfterPolls(u64),
     /// At the start of the first round at or after this virtual time (ns).
+    /// An idle run skips ahead to it, not past it.
     At(u64),
 }
 
@@ -177,17 +178,18 @@ impl Executor {
         halt: Option<Halt>,
     ) -> Result<bool, Failure> {
         let shared = &*self.core.shared;
-        let _enter = shared.queue.enter();
+        let queue = shared.queue.enter();
         self.core.spawn(label.into(), root, true);
-        let result = self.run_loop(halt);
+        let result = self.run_loop(&queue, halt);
         if let Ok(false) = result {
             shared.state.lock().finished = true;
         }
+        drop(queue);
         self.core.clear();
         result
     }
 
-    fn run_loop(&self, halt: Option<Halt>) -> Result<bool, Failure> {
+    fn run_loop(&self, queue: &EnterGuard<'_>, halt: Option<Halt>) -> Result<bool, Failure> {
         let shared = &*self.core.shared;
         let mut batch: Vec<TaskId> = Vec::new();
         let mut held: Vec<TaskId> = Vec::new();
@@ -211,22 +213,15 @@ impl Executor {
                 }
                 batch.clear();
                 batch.append(&mut held);
-                shared.queue.drain_into(&mut batch);
+                queue.drain_into(&mut batch);
                 let run = state.strategy.schedule(&mut batch).min(batch.len());
                 state.digest.event(digest::kind::ROUND, run as u64);
                 run
             };
             held.extend_from_slice(&batch[run..]);
 
-            for &id in &batch[..run] {
-                if let Some(Halt::AfterPolls(limit)) = halt {
-                    if self.core.polls() >= limit {
-                        return Ok(false);
-                    }
-                }
-                if self.poll(id)? {
-                    return Ok(true);
-                }
+            if let Some(root_completed) = self.poll_batch(&batch[..run], halt)? {
+                return Ok(root_completed);
             }
 
             // Advance time, skip ahead when idle, fire due timers.
@@ -238,8 +233,13 @@ impl Executor {
                     )
                 });
                 let mut now = now;
-                if held.is_empty() && shared.queue.is_empty() {
+                if held.is_empty() && queue.is_empty() {
                     if let Some(next) = state.wheel.next_deadline() {
+                        // An idle run skips ahead, but not past its halt.
+                        let next = match halt {
+                            Some(Halt::At(at)) => next.min(at),
+                            _ => next,
+                        };
                         now = now.max(next);
                     }
                 }
@@ -250,72 +250,85 @@ impl Executor {
             };
             wakers.drain(..).for_each(Waker::wake);
 
-            if held.is_empty() && pending_timers == 0 && shared.queue.is_empty() {
+            if held.is_empty() && pending_timers == 0 && queue.is_empty() {
                 return Err(Failure::Stalled(self.core.stall_report()));
             }
         }
     }
 
-    /// Polls one task. Returns whether it was the root and it completed.
-    fn poll(&self, id: TaskId) -> Result<bool, Failure> {
+    /// Polls `ids` once each, in order, taking the state lock once per poll
+    /// (putting a task back and taking the next share one critical
+    /// section). Returns `Some(true)` once the root completes, `Some(false)`
+    /// if the run reached an `AfterPolls` halt, `None` otherwise.
+    fn poll_batch(&self, ids: &[TaskId], halt: Option<Halt>) -> Result<Option<bool>, Failure> {
         let shared = &*self.core.shared;
-        let mut task = {
-            let mut state = shared.state.lock();
+        // What finished tasks leave behind, dropped once the lock is released.
+        let mut finished: Option<(Option<Slot>, Task)> = None;
+        let mut state = shared.state.lock();
+        for &id in ids {
+            if let Some(Halt::AfterPolls(limit)) = halt {
+                if state.polls >= limit {
+                    drop(state);
+                    drop(finished);
+                    return Ok(Some(false));
+                }
+            }
             let now = state.now;
             // Stale ids (tasks aborted after being woken) are skipped.
             let Some(slot) = state.arena.get_mut(id) else {
-                return Ok(false);
+                continue;
             };
-            let Some(task) = slot.task.take() else {
-                return Ok(false);
+            let Some(mut task) = slot.task.take() else {
+                continue;
             };
             slot.last_polled = now;
             state.current = Some(id);
             state.polls += 1;
             state.digest.event(digest::kind::POLL, id.seq());
-            task
-        };
+            drop(state);
+            drop(finished.take());
 
-        task.header.clear_queued();
-        let result = {
-            let waker = WakerRef::new(&task.header);
-            let mut cx = Context::from_waker(&waker);
-            catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)))
-        };
+            task.header.clear_queued();
+            let result = {
+                let waker = WakerRef::new(&task.header);
+                let mut cx = Context::from_waker(&waker);
+                catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)))
+            };
 
-        let mut state = shared.state.lock();
-        state.current = None;
-        match result {
-            Ok(Poll::Pending) => {
-                let slot = state.arena.get_mut(id).expect("polled task left the arena");
-                if slot.aborted {
+            state = shared.state.lock();
+            state.current = None;
+            match result {
+                Ok(Poll::Pending) => {
+                    let slot = state.arena.get_mut(id).expect("polled task left the arena");
+                    if slot.aborted {
+                        finished = Some((state.arena.remove(id), task));
+                    } else {
+                        slot.task = Some(task);
+                    }
+                }
+                Ok(Poll::Ready(())) => {
+                    finished = Some((state.arena.remove(id), task));
+                    state.digest.event(digest::kind::FINISH, id.seq());
+                    if state.root == Some(id) {
+                        state.finished = true;
+                        drop(state);
+                        drop(finished);
+                        return Ok(Some(true));
+                    }
+                }
+                Err(payload) => {
                     let slot = state.arena.remove(id);
                     drop(state);
-                    drop((slot, task));
-                } else {
-                    slot.task = Some(task);
+                    let label = slot.map(|s| s.label.to_string()).unwrap_or_default();
+                    drop(task);
+                    drop(finished);
+                    return Err(Failure::Panic { label, payload });
                 }
-                Ok(false)
-            }
-            Ok(Poll::Ready(())) => {
-                let slot = state.arena.remove(id);
-                state.digest.event(digest::kind::FINISH, id.seq());
-                let root = state.root == Some(id);
-                if root {
-                    state.finished = true;
-                }
-                drop(state);
-                drop((slot, task));
-                Ok(root)
-            }
-            Err(payload) => {
-                let slot = state.arena.remove(id);
-                drop(state);
-                let label = slot.map(|s| s.label.to_string()).unwrap_or_default();
-                drop(task);
-                Err(Failure::Panic { label, payload })
             }
         }
+        drop(state);
+        drop(finished);
+        Ok(None)
     }
 }
 

@@ -154,7 +154,12 @@ impl Wheel {
     /// `out` in (deadline, registration) order, and sets the wheel's time to
     /// `now`.
     pub(crate) fn expire(&mut self, now: u64, out: &mut Vec<Waker>) {
-        debug_assert!(now >= self.elapsed);
+        if now < self.elapsed {
+            // `next_deadline` moved the wheel ahead to find the earliest
+            // deadline, and the caller then stopped short of it (a run halted
+            // at a virtual time): nothing can be due yet.
+            return;
+        }
         while let Some((level, slot, start)) = self.next_slot() {
             if start > now {
                 break;
@@ -433,6 +438,19 @@ mod tests {
         wheel.insert(u64::MAX - 10, waker(&log, 1));
         let fired = run_all(&mut wheel, &log);
         assert_eq!(fired, vec![(1, u64::MAX - 10), (0, u64::MAX)]);
+    }
+
+    #[test]
+    fn expire_before_a_peeked_deadline_fires_nothing() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut wheel = Wheel::new(0);
+        wheel.insert(10_000, waker(&log, 0));
+        assert_eq!(wheel.next_deadline(), Some(10_000));
+        let mut out = Vec::new();
+        wheel.expire(5_000, &mut out);
+        assert!(out.is_empty());
+        wheel.expire(10_000, &mut out);
+        assert_eq!(out.len(), 1);
     }
 
     #[test]

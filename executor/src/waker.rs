@@ -21,9 +21,8 @@
 
 use crate::arena::TaskId;
 use crossbeam_queue::SegQueue;
-use parking_lot::Mutex;
 use std::{
-    cell::Cell,
+    cell::{Cell, UnsafeCell},
     marker::PhantomData,
     mem::ManuallyDrop,
     ops::Deref,
@@ -42,53 +41,85 @@ thread_local! {
 /// Tasks woken since the run loop last looked.
 #[derive(Default)]
 pub(crate) struct ReadyQueue {
-    local: Mutex<Vec<TaskId>>,
+    /// Wakes made on the thread running this queue's executor. Only that
+    /// thread touches it: through `push` while `CURRENT` points here, or
+    /// through the [`EnterGuard`] it holds. Needs no lock.
+    local: UnsafeCell<Vec<TaskId>>,
+    /// Wakes from every other thread.
     remote: SegQueue<TaskId>,
+    /// Whether an [`EnterGuard`] exists (at most one at a time).
+    entered: AtomicBool,
 }
+
+// SAFETY: `remote` and `entered` are thread-safe. `local` is only accessed
+// by the single thread that holds this queue's `EnterGuard` (`enter` refuses
+// a second guard), and on that thread only while `CURRENT` points here or
+// through the guard itself; no access hands out a reference that outlives
+// the call, so accesses never overlap.
+unsafe impl Sync for ReadyQueue {}
 
 impl ReadyQueue {
     pub(crate) fn push(&self, id: TaskId) {
         if CURRENT.with(|current| std::ptr::eq(current.get(), self)) {
-            self.local.lock().push(id);
+            // SAFETY: `CURRENT` points here only on the thread holding this
+            // queue's unique `EnterGuard` (see the `Sync` impl); the borrow
+            // ends before this call returns.
+            unsafe { (*self.local.get()).push(id) };
         } else {
             self.remote.push(id);
         }
     }
 
+    /// Marks this queue as the current thread's executor queue until the
+    /// guard is dropped. Panics if the executor is already running (on this
+    /// thread or another): one executor, one run loop.
+    pub(crate) fn enter(self: &Arc<Self>) -> EnterGuard<'_> {
+        if self.entered.swap(true, Ordering::Acquire) {
+            panic!("this executor is already running (a run loop cannot be re-entered)");
+        }
+        let previous = CURRENT.with(|current| current.replace(Arc::as_ptr(self)));
+        EnterGuard {
+            previous,
+            queue: self,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// Proof that the current thread runs a queue's executor: the only way to
+/// read the local wakes. Restores the previous current queue on drop
+/// (executors may nest, e.g. a deterministic runtime started from inside
+/// another one's task).
+pub(crate) struct EnterGuard<'a> {
+    previous: *const ReadyQueue,
+    queue: &'a ReadyQueue,
+    /// The guard must be dropped on the thread that created it.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl EnterGuard<'_> {
     /// Moves every woken task into `out`: local wakes in the order they
     /// happened, then wakes from other threads.
     pub(crate) fn drain_into(&self, out: &mut Vec<TaskId>) {
-        out.append(&mut self.local.lock());
-        while let Some(id) = self.remote.pop() {
+        // SAFETY: we are the queue's unique guard, on its thread (the guard
+        // is not `Send`); nothing else borrows `local` during this call.
+        out.append(unsafe { &mut *self.queue.local.get() });
+        while let Some(id) = self.queue.remote.pop() {
             out.push(id);
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.local.lock().is_empty() && self.remote.is_empty()
+        // SAFETY: as in `drain_into`.
+        let local = unsafe { &*self.queue.local.get() };
+        local.is_empty() && self.queue.remote.is_empty()
     }
-
-    /// Marks this queue as the current thread's executor queue until the
-    /// guard is dropped.
-    pub(crate) fn enter(self: &Arc<Self>) -> EnterGuard<'_> {
-        let previous = CURRENT.with(|current| current.replace(Arc::as_ptr(self)));
-        EnterGuard {
-            previous,
-            _queue: PhantomData,
-        }
-    }
-}
-
-/// Restores the previous current queue (executors may nest, e.g. a
-/// deterministic runtime started from inside another one's task).
-pub(crate) struct EnterGuard<'a> {
-    previous: *const ReadyQueue,
-    _queue: PhantomData<&'a ReadyQueue>,
 }
 
 impl Drop for EnterGuard<'_> {
     fn drop(&mut self) {
         CURRENT.with(|current| current.set(self.previous));
+        self.queue.entered.store(false, Ordering::Release);
     }
 }
 
@@ -111,7 +142,8 @@ impl Header {
     }
 
     pub(crate) fn wake(&self) {
-        if !self.queued.swap(true, Ordering::AcqRel) {
+        // The load makes a duplicate wake a plain read, not a write.
+        if !self.queued.load(Ordering::Acquire) && !self.queued.swap(true, Ordering::AcqRel) {
             self.queue.push(self.id);
         }
     }
@@ -201,9 +233,9 @@ mod tests {
         (queue, header)
     }
 
-    fn drained(queue: &ReadyQueue) -> Vec<TaskId> {
+    fn drained(queue: &Arc<ReadyQueue>) -> Vec<TaskId> {
         let mut out = Vec::new();
-        queue.drain_into(&mut out);
+        queue.enter().drain_into(&mut out);
         out
     }
 
@@ -250,16 +282,42 @@ mod tests {
         header.clear_queued();
         let w = waker(header.clone());
         std::thread::spawn(move || w.wake()).join().unwrap();
-        assert!(queue.local.lock().is_empty());
         assert_eq!(queue.remote.len(), 1);
         assert_eq!(drained(&queue), vec![TaskId::new(5, 7)]);
 
         header.clear_queued();
-        let _guard = queue.enter();
+        let guard = queue.enter();
         waker(header.clone()).wake();
-        assert_eq!(queue.local.lock().len(), 1);
-        assert!(!queue.is_empty());
-        assert_eq!(drained(&queue), vec![TaskId::new(5, 7)]);
-        assert!(queue.is_empty());
+        assert!(
+            queue.remote.is_empty(),
+            "a wake on the running thread stays local"
+        );
+        assert!(!guard.is_empty());
+        let mut out = Vec::new();
+        guard.drain_into(&mut out);
+        assert_eq!(out, vec![TaskId::new(5, 7)]);
+        assert!(guard.is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "already running")]
+    fn a_queue_cannot_be_entered_twice() {
+        let (queue, _header) = header(1);
+        let _first = queue.enter();
+        let _second = queue.enter();
+    }
+
+    #[test]
+    fn leaving_restores_the_outer_queue() {
+        let (outer, _) = header(1);
+        let (inner, inner_header) = header(2);
+        let outer_guard = outer.enter();
+        {
+            let _inner_guard = inner.enter();
+        }
+        inner_header.clear_queued();
+        waker(inner_header.clone()).wake();
+        assert!(outer_guard.is_empty(), "inner's wake is not outer's");
+        assert_eq!(inner.remote.len(), 1, "inner is no longer current");
     }
 }
