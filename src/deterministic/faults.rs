@@ -181,8 +181,8 @@ pub enum Halt {
     /// After this many task polls (of this runtime instance).
     AfterPolls(u64),
     /// At the first scheduling round that starts at or after this virtual
-    /// time (since the epoch). When the runtime is idle, time jumps to the
-    /// next timer, so the crash can land later than this.
+    /// time (since the epoch). An idle runtime skips ahead to exactly this
+    /// time, not past it; a busy one halts within one `cycle` of it.
     At(Duration),
 }
 
