@@ -62,6 +62,11 @@ fn a_seed_replays_exactly() {
         (again.committed, again.terms, again.injected)
     );
     assert_ne!(first.auditor, sim::run(&options, 12).auditor);
+    let traced = Options {
+        trace: true,
+        ..options
+    };
+    assert_eq!(sim::run(&traced, 11).auditor, first.auditor);
 }
 
 #[test]

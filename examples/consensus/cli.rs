@@ -20,6 +20,7 @@ usage: cargo run --release --example consensus -- [flags]
                       crash, power, partition, network, disk
   --duration SECS     virtual seconds of faults per run (then 10 s settle)   [60]
   --bug skip-fsync    plant a bug: acknowledge appends before syncing them
+  --trace             print each run's events: faults, elections, verdict
   --help              this text";
 
 /// What the command line asked for.
@@ -87,8 +88,13 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, Str
         options: Options::default(),
     };
     while let Some(flag) = args.next() {
-        if flag == "--help" || flag == "-h" {
-            return Ok(None);
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(None),
+            "--trace" => {
+                parsed.options.trace = true;
+                continue;
+            }
+            _ => {}
         }
         let value = args
             .next()
@@ -176,6 +182,8 @@ mod tests {
         );
         assert_eq!(parsed.options.duration, Duration::from_secs(5));
         assert_eq!(parsed.options.bug, Some(Bug::SkipFsync));
+        assert!(!parsed.options.trace);
+        assert!(args("--trace --seeds 3").unwrap().options.trace);
         assert_eq!(args("--faults off").unwrap().options.faults, Faults::NONE);
         let all = "power,crash,disk,network,partition";
         let faults = args(&format!("--faults {all}")).unwrap().options.faults;

@@ -11,7 +11,7 @@
 //! ```text
 //! cargo run --release --example consensus -- [--seeds A..B] [--nodes N]
 //!     [--faults on|off|crash,power,partition,network,disk] [--duration SECS]
-//!     [--bug skip-fsync]
+//!     [--bug skip-fsync] [--trace]
 //! ```
 //!
 //! Files: `node.rs` (the protocol), `log.rs` (its durable state), `wire.rs`
@@ -64,10 +64,11 @@ fn main() -> ExitCode {
             failed.push(seed);
         }
     }
+    let runs = seeds.end - seeds.start;
     println!(
-        "\n{} runs: {} passed, {} failed; simulated {:.1}s in {:.2}s wall ({:.0} virtual seconds per wall second)",
-        seeds.end - seeds.start,
-        seeds.end - seeds.start - failed.len() as u64,
+        "\n{runs} run{}: {} passed, {} failed; simulated {:.1}s in {:.2}s wall ({:.0} virtual seconds per wall second)",
+        if runs == 1 { "" } else { "s" },
+        runs - failed.len() as u64,
         failed.len(),
         simulated.as_secs_f64(),
         wall.as_secs_f64(),
@@ -76,7 +77,9 @@ fn main() -> ExitCode {
     if failed.is_empty() {
         return ExitCode::SUCCESS;
     }
-    println!("\nfailing seeds (replay one with the command beside it):");
+    println!(
+        "\nfailing seeds (replay one with the command beside it; add --trace to see its events):"
+    );
     for seed in failed {
         println!("  seed {seed}: {}", cli::replay(seed, &options));
     }

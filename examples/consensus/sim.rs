@@ -37,6 +37,7 @@
 use crate::{
     check::{Checker, Violation},
     node::{self, Observer},
+    wire::Entry,
 };
 use commonware_runtime::{
     deterministic::{
@@ -159,6 +160,9 @@ pub struct Options {
     pub settle: Duration,
     pub faults: Faults,
     pub bug: Option<Bug>,
+    /// Print the run's events (faults, elections, the verdict) as they
+    /// happen.
+    pub trace: bool,
 }
 
 impl Default for Options {
@@ -169,6 +173,7 @@ impl Default for Options {
             settle: Duration::from_secs(10),
             faults: Faults::ALL,
             bug: None,
+            trace: false,
         }
     }
 }
@@ -232,7 +237,7 @@ impl fmt::Display for Report {
         } = self.injected;
         write!(
             f,
-            "seed {:>4}  {:>5.1}s virtual {:>6.1}ms wall {:>6.0}x | {:>3} committed {:>3} terms | {:>2} crashes {:>2} io-crashes {:>2} partitions {} power cuts | auditor {}  ",
+            "seed {:>4}  {:>5.1}s in {:>5.1}ms = {:>5.0}x | {:>3} committed {:>3} terms | {:>2} crashes {:>2} io-crashes {:>2} partitions {} power cuts | auditor {} | ",
             self.seed,
             self.simulated.as_secs_f64(),
             self.wall.as_secs_f64() * 1e3,
@@ -243,7 +248,7 @@ impl fmt::Display for Report {
             failures,
             partitions,
             power_cuts,
-            &self.auditor[..16],
+            self.auditor,
         )?;
         match &self.outcome {
             Outcome::Pass => write!(f, "ok"),
@@ -290,6 +295,10 @@ pub fn run(options: &Options, seed: u64) -> Report {
             break;
         }
         cluster.state.lock().injected.power_cuts += 1;
+        cluster.trace(
+            &context,
+            "power cut: every task stops where it is; recovering",
+        );
         (runner, context, _) = context.recover();
     }
     let simulated = context
@@ -337,6 +346,14 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Prints `event` at the current virtual time, if tracing.
+    fn trace(&self, context: &Context, event: impl fmt::Display) {
+        if self.options.trace {
+            let at = context.current().duration_since(UNIX_EPOCH);
+            println!("  [{:>8.3}s] {event}", at.unwrap_or_default().as_secs_f64());
+        }
+    }
+
     fn new(options: Options) -> Self {
         let ips: Vec<IpAddr> = (0..options.nodes)
             .map(|id| IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8 + 1)))
@@ -387,6 +404,7 @@ impl Cluster {
             let gap = context.gen_range(FAULT_GAP);
             context.sleep(gap).await;
             if let Some(violation) = self.checker.violation() {
+                self.trace(&context, format_args!("UNSAFE: {violation}"));
                 self.state.lock().outcome = Some(Outcome::Unsafe(violation));
                 return;
             }
@@ -399,6 +417,7 @@ impl Cluster {
 
         // The faults stop: the network heals, every node comes back, and
         // commits must continue.
+        self.trace(&context, "faults stop: the network heals, every node boots");
         context.heal();
         context.set_faults(
             Faults {
@@ -416,6 +435,10 @@ impl Cluster {
         let before = self.checker.committed_count();
         context.sleep(self.options.settle).await;
         let (after, slowest) = (self.checker.committed_count(), self.checker.slowest());
+        self.trace(
+            &context,
+            format_args!("{} entries committed while settling", after - before),
+        );
         self.state.lock().outcome = Some(if let Some(violation) = self.checker.violation() {
             Outcome::Unsafe(violation)
         } else if after < before + MIN_PROGRESS {
@@ -442,11 +465,13 @@ impl Cluster {
             let id = down[context.gen_range(0..down.len())];
             state.down[id] = false;
             nodes[id] = self.boot(context, id);
+            self.trace(context, format_args!("node {id} reboots"));
         } else if down.len() < max_down {
             let id = up[context.gen_range(0..up.len())];
             nodes[id].abort();
             state.down[id] = true;
             state.injected.crashes += 1;
+            self.trace(context, format_args!("node {id} crashes"));
         }
     }
 
@@ -457,6 +482,7 @@ impl Cluster {
             if context.gen_bool(0.5) {
                 context.heal();
                 state.partitioned = false;
+                self.trace(context, "the partition heals");
             }
             return;
         }
@@ -470,25 +496,53 @@ impl Cluster {
         context.partition(a, b);
         state.partitioned = true;
         state.injected.partitions += 1;
+        self.trace(context, format_args!("partition {a:?} | {b:?}"));
     }
 
     /// Spawns node `id`, dialing from its own IP; it reboots by itself
     /// after an I/O error crashes it.
     fn boot(self: &Arc<Self>, context: &Context, id: usize) -> Handle<()> {
         let config = self.configs[id].clone();
-        let observer: Arc<dyn Observer> = self.checker.clone();
         let node_context = context.with_ip(self.ips[id]);
+        let observer: Arc<dyn Observer> = Arc::new(Watch {
+            cluster: self.clone(),
+            context: node_context.clone(),
+        });
         let cluster = self.clone();
         context.spawn(&format!("node{id}"), async move {
             loop {
                 match node::run(node_context.clone(), config.clone(), observer.clone()).await {
                     Ok(never) => match never {},
-                    Err(_) => {
+                    Err(crash) => {
                         cluster.state.lock().injected.failures += 1;
+                        let event = format!("node {id} crashes on its own ({crash})");
+                        cluster.trace(&node_context, event);
                         node_context.sleep(REBOOT).await;
                     }
                 }
             }
         })
+    }
+}
+
+/// What a node reports to: the checker, and the trace.
+struct Watch {
+    cluster: Arc<Cluster>,
+    context: Context,
+}
+
+impl Observer for Watch {
+    fn started(&self, node: u64) {
+        self.cluster.checker.started(node);
+    }
+
+    fn elected(&self, node: u64, term: u64) {
+        self.cluster.checker.elected(node, term);
+        let event = format_args!("node {node} leads term {term}");
+        self.cluster.trace(&self.context, event);
+    }
+
+    fn committed(&self, node: u64, index: u64, entry: Entry) {
+        self.cluster.checker.committed(node, index, entry);
     }
 }
