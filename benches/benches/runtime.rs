@@ -1,21 +1,22 @@
 //! Issue 2's workloads: our deterministic runtime, the registry's
 //! commonware-runtime 0.0.16 and tokio current_thread, side by side in one
-//! run. Each iteration runs a whole workload at the size the issue names
-//! (see `WORKLOADS` in the crate root); `results` turns the estimates into
+//! run, measured in CPU time of the benchmarking thread (see `cpu`). Each
+//! iteration runs a whole workload at the size the issue names (see
+//! `WORKLOADS` in the crate root); `results` turns the estimates into
 //! per-operation numbers and ratios.
 
+use commonware_runtime_benches::cpu::ThreadCpu;
 use commonware_runtime_benches::{
     ours, reference, sleep_durations, tokio_ct, tree_tasks, DELIVERIES, MESSAGES, PARKED_TASKS,
     SLEEPERS, SLEEPS, SPAWN_TASKS, TREE_BRANCHING, TREE_DEPTH, WAKES, YIELDS, YIELD_TASKS,
 };
-use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode};
 use std::time::Duration;
 
 /// A group that runs each side a handful of times: the workloads are large
 /// (tens of milliseconds to seconds per iteration), so ten flat samples are
 /// plenty and the whole suite stays within minutes on two cores.
-fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+fn group<'a>(c: &'a mut Criterion<ThreadCpu>, name: &str) -> BenchmarkGroup<'a, ThreadCpu> {
     let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
@@ -25,7 +26,7 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     group
 }
 
-fn spawn_join(c: &mut Criterion) {
+fn spawn_join(c: &mut Criterion<ThreadCpu>) {
     let sum = SPAWN_TASKS * (SPAWN_TASKS - 1) / 2;
     let mut g = group(c, "spawn_join");
     g.bench_function("ours", |b| {
@@ -40,7 +41,7 @@ fn spawn_join(c: &mut Criterion) {
     g.finish();
 }
 
-fn reschedule(c: &mut Criterion) {
+fn reschedule(c: &mut Criterion<ThreadCpu>) {
     let total = YIELD_TASKS * YIELDS;
     let mut g = group(c, "reschedule");
     g.bench_function("ours", |b| {
@@ -55,7 +56,7 @@ fn reschedule(c: &mut Criterion) {
     g.finish();
 }
 
-fn duplicate_wakes(c: &mut Criterion) {
+fn duplicate_wakes(c: &mut Criterion<ThreadCpu>) {
     let total = PARKED_TASKS * DELIVERIES as usize;
     for wakes in WAKES {
         let mut g = group(c, &format!("duplicate_wakes_{wakes}"));
@@ -87,7 +88,7 @@ fn duplicate_wakes(c: &mut Criterion) {
     }
 }
 
-fn sleepers(c: &mut Criterion) {
+fn sleepers(c: &mut Criterion<ThreadCpu>) {
     let durations = sleep_durations(SLEEPERS, 7);
     let mut g = group(c, "sleepers");
     g.bench_function("ours", |b| {
@@ -99,7 +100,7 @@ fn sleepers(c: &mut Criterion) {
     g.finish();
 }
 
-fn sleep_loop(c: &mut Criterion) {
+fn sleep_loop(c: &mut Criterion<ThreadCpu>) {
     let mut g = group(c, "sleep_loop");
     g.bench_function("ours", |b| {
         b.iter(|| assert!(ours::sleep_loop(SLEEPS) >= Duration::from_millis(SLEEPS)))
@@ -110,7 +111,7 @@ fn sleep_loop(c: &mut Criterion) {
     g.finish();
 }
 
-fn ping_pong(c: &mut Criterion) {
+fn ping_pong(c: &mut Criterion<ThreadCpu>) {
     let last = MESSAGES / 2;
     let mut g = group(c, "ping_pong");
     g.bench_function("ours", |b| {
@@ -125,7 +126,7 @@ fn ping_pong(c: &mut Criterion) {
     g.finish();
 }
 
-fn spawn_tree(c: &mut Criterion) {
+fn spawn_tree(c: &mut Criterion<ThreadCpu>) {
     let leaves = TREE_BRANCHING.pow(TREE_DEPTH);
     assert!(tree_tasks(TREE_DEPTH, TREE_BRANCHING) > leaves);
     let mut g = group(c, "spawn_tree");
@@ -142,8 +143,9 @@ fn spawn_tree(c: &mut Criterion) {
 }
 
 criterion_group!(
-    runtime,
-    spawn_join,
+    name = runtime;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = spawn_join,
     reschedule,
     duplicate_wakes,
     sleepers,

@@ -17,6 +17,7 @@
 //! * Sizes live in [`WORKLOADS`] only; the bench and the report agree on them.
 
 pub mod adapter;
+pub mod cpu;
 pub mod memory;
 
 use futures::task::AtomicWaker;

@@ -204,12 +204,15 @@ fn main() {
          cargo bench -p commonware-runtime-benches --bench runtime --bench network_storage --bench tokio_adapter\n\
          cargo run --release -p commonware-runtime-benches --bin results > benches/RESULTS.md\n\
          ```\n\n\
-         Each cell is the median time of one whole workload at the size the issue names (criterion, \
-         10 flat samples) and, in brackets, that time divided by the workload's operations. \
+         Each cell of the issue-2 and issue-3 tables is the median CPU time of the benchmarking thread \
+         for one whole workload at the size the issue names (criterion, 10 flat samples) and, in \
+         brackets, that time divided by the workload's operations. Every runtime in those tables runs \
+         all its tasks on that one thread, so its CPU time is the workload's whole cost; unlike \
+         wall-clock time it does not grow while other processes hold the cores (see `src/cpu.rs`). \
          \"reference\" is the registry's `commonware-runtime = \"=0.0.16\"` deterministic runtime, run \
          in the same process as ours with the same workload code; tokio is `new_current_thread()`. \
-         Times are wall-clock on a 2-core machine; ratios come from the same run, but other \
-         processes on the machine add noise of ±20% or more to single cells.\n\n\
+         Measured on a 2-core machine shared with other builds; the issue-4 table is wall-clock, \
+         so its cells carry more noise.\n\n\
          Workload notes: every workload runs at full size (no scaling). Duplicate wakes: 1,000 \
          tasks each parked on their own waker slot; each of 100 deliveries wakes every task 1, 4 \
          or 16 times with the same waker (the extra wakes must cost nothing, the reference polls \
