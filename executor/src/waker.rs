@@ -103,7 +103,13 @@ impl EnterGuard<'_> {
     pub(crate) fn drain_into(&self, out: &mut Vec<TaskId>) {
         // SAFETY: we are the queue's unique guard, on its thread (the guard
         // is not `Send`); nothing else borrows `local` during this call.
-        out.append(unsafe { &mut *self.queue.local.get() });
+        let local = unsafe { &mut *self.queue.local.get() };
+        if out.is_empty() {
+            // Usual case: hand over the buffer instead of copying it.
+            std::mem::swap(out, local);
+        } else {
+            out.append(local);
+        }
         while let Some(id) = self.queue.remote.pop() {
             out.push(id);
         }
