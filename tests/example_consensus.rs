@@ -72,10 +72,10 @@ fn a_seed_replays_exactly() {
 #[test]
 fn skip_fsync_breaks_safety_on_some_seed_and_replays() {
     let options = options(Faults::ALL, Some(Bug::SkipFsync));
-    let failing = (0..40)
+    let failing = (0..60)
         .map(|seed| sim::run(&options, seed))
         .find(|report| matches!(report.outcome, Outcome::Unsafe(_)))
-        .expect("no seed in 0..40 caught the planted bug");
+        .expect("no seed in 0..60 caught the planted bug");
     let replay = sim::run(&options, failing.seed);
     assert_eq!(replay.outcome, failing.outcome);
     assert_eq!(replay.auditor, failing.auditor);

@@ -604,6 +604,7 @@ fn kind_name(kind: u8) -> String {
         TRUNCATE => "truncate",
         SYNC => "sync",
         CLOSE => "close",
+        FAULT => "fault",
         other => return digest::kind::name(other).map_or(format!("kind {other}"), str::to_string),
     };
     name.to_string()
