@@ -32,9 +32,13 @@ use std::{
     task::{ready, Context, Poll, Waker},
 };
 
+/// Only `Ok(T)` or `Err(Closed)` travel through a cell (tokio tasks use
+/// tokio's own join handle), so `Closed` is a unit variant: keeping an
+/// inline `Result<T, Error>` would cost every task 48 bytes for `Error`.
 enum State<T> {
     Running(Option<Waker>),
-    Done(Result<T, Error>),
+    Done(T),
+    Closed,
     Taken,
 }
 
@@ -44,15 +48,15 @@ struct Cell<T> {
 }
 
 impl<T> Cell<T> {
-    /// Stores `result` unless the task already has one. Returns whether it
-    /// was stored.
-    fn finish(&self, result: Result<T, Error>) -> bool {
+    /// Stores the task's output (`None`: it was closed unfinished) unless
+    /// the task already has a result. Returns whether it was stored.
+    fn finish(&self, output: Option<T>) -> bool {
         let waker = {
             let mut state = self.state.lock();
             match &mut *state {
                 State::Running(waker) => {
                     let waker = waker.take();
-                    *state = State::Done(result);
+                    *state = output.map_or(State::Closed, State::Done);
                     waker
                 }
                 _ => return false,
@@ -99,7 +103,7 @@ where
     pub fn abort(&self) {
         match &self.join {
             Join::Cell { cell, aborter } => {
-                if cell.finish(Err(Error::Closed)) {
+                if cell.finish(None) {
                     if let Some(Aborter::Deterministic(core, id)) = aborter {
                         core.abort(*id);
                     }
@@ -163,10 +167,13 @@ where
                 Poll::Pending
             }
             State::Done(_) => match std::mem::replace(&mut *state, State::Taken) {
-                State::Done(result) => Poll::Ready(result),
+                State::Done(value) => Poll::Ready(Ok(value)),
                 _ => unreachable!("matched Done above"),
             },
-            State::Taken => Poll::Ready(Err(Error::Closed)),
+            State::Closed | State::Taken => {
+                *state = State::Taken;
+                Poll::Ready(Err(Error::Closed))
+            }
         }
     }
 }
@@ -237,7 +244,7 @@ struct Completer<T> {
 
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
-        self.cell.finish(Err(Error::Closed));
+        self.cell.finish(None);
     }
 }
 
@@ -259,7 +266,7 @@ impl<F: Future<Output = T>, T> Future for Delivering<F, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
         let value = ready!(this.counted.poll(cx));
-        this.completer.cell.finish(Ok(value));
+        this.completer.cell.finish(Some(value));
         Poll::Ready(())
     }
 }
