@@ -419,13 +419,7 @@ impl Cluster {
         // commits must continue.
         self.trace(&context, "faults stop: the network heals, every node boots");
         context.heal();
-        context.set_faults(
-            Faults {
-                partition: false,
-                ..faults
-            }
-            .runtime(true),
-        );
+        context.set_faults(faults.runtime(true));
         let down = std::mem::take(&mut self.state.lock().down);
         for (id, node) in nodes.iter_mut().enumerate() {
             if down[id] {
