@@ -44,8 +44,9 @@ pub type Signal = Shared<oneshot::Receiver<i32>>;
 /// to cloning it (i.e. in each iteration of a loop). To avoid
 /// a performance regression from introducing `Signaler`, it is recommended
 /// to wait on a reference to `Signal` (i.e. `&mut signal`). (The reference
-/// documentation uses `commonware_macros::select!`; `futures::select!` works
-/// the same way here.)
+/// documentation uses `commonware_macros::select!`; here `futures::select_biased!`
+/// does the same job. Prefer it to `futures::select!`, which picks among ready
+/// branches with a thread-local random generator and so breaks determinism.)
 ///
 /// ```rust
 /// use commonware_runtime::{Clock, Spawner, Runner, Signaler, deterministic::Executor};
@@ -64,7 +65,7 @@ pub type Signal = Shared<oneshot::Receiver<i32>>;
 ///         async move {
 ///             loop {
 ///                 // Wait for signal or sleep
-///                 futures::select! {
+///                 futures::select_biased! {
 ///                      sig = &mut signal => {
 ///                          println!("Received signal: {}", sig.unwrap());
 ///                          break;
