@@ -2,11 +2,12 @@
 //! time, random numbers, auditor state), also in another process; different
 //! seeds → different interleavings.
 
+mod common;
+
 use commonware_runtime::{deterministic::Executor, reschedule, Clock, Runner, Spawner};
 use rand::Rng;
 use std::{
     collections::BTreeSet,
-    process::Command,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -103,18 +104,7 @@ fn child_process_entry() {
 
 #[test]
 fn same_seed_same_state_in_another_process() {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .expect("re-run the test binary");
-    assert!(output.status.success());
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = common::rerun_in_child("child_process_entry", CHILD);
     let start = stdout.find("BEGIN\n").expect("child printed its report") + 6;
     let end = stdout.find("END\n").expect("child finished its report");
     assert_eq!(&stdout[start..end], report());

@@ -3,6 +3,8 @@
 //! on", plus determinism of a 50-connection echo workload (same seed, same
 //! auditor state, also in another process).
 
+mod common;
+
 use commonware_runtime::{
     deterministic::{Context, Executor, Sink as DSink, Stream as DStream},
     Clock, Error, Listener, Network, Runner, Sink, Spawner, Stream,
@@ -11,7 +13,6 @@ use futures::{future::FutureExt, pin_mut, select};
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    process::Command,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -528,18 +529,7 @@ fn echo_workload_child_process_entry() {
 
 #[test]
 fn echo_workload_repeats_in_another_process() {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "echo_workload_child_process_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = common::rerun_in_child("echo_workload_child_process_entry", CHILD);
     let state = stdout
         .lines()
         .find_map(|line| line.split("STATE=").nth(1))

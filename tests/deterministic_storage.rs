@@ -4,6 +4,8 @@
 //! of a mixed storage workload (same seed, same auditor state, also in
 //! another process).
 
+mod common;
+
 use commonware_runtime::{
     deterministic::{Blob as DBlob, Context, Executor, MAX_BLOB_LEN},
     Blob, Error, Runner, Spawner, Storage,
@@ -12,7 +14,6 @@ use prometheus_client::{encoding::text::encode, registry::Registry};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::{
     collections::BTreeMap,
-    process::Command,
     sync::{Arc, Mutex},
 };
 
@@ -556,18 +557,7 @@ fn storage_workload_child_process_entry() {
 
 #[test]
 fn storage_workload_repeats_in_another_process() {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "storage_workload_child_process_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = common::rerun_in_child("storage_workload_child_process_entry", CHILD);
     let state = stdout
         .lines()
         .find_map(|line| line.split("STATE=").nth(1))
