@@ -404,6 +404,17 @@ impl Core {
         value
     }
 
+    /// Fills `dest` with random bytes: one audited draw per 8 bytes, exactly
+    /// as repeated [`Core::next_u64`] calls would, under one lock.
+    pub fn fill_bytes(&self, dest: &mut [u8]) {
+        let mut state = self.shared.state.lock();
+        for chunk in dest.chunks_mut(8) {
+            let value = state.strategy.next_u64();
+            state.digest.event(digest::kind::RANDOM, value);
+            chunk.copy_from_slice(&value.to_le_bytes()[..chunk.len()]);
+        }
+    }
+
     /// Feeds an event into the audit digest.
     pub fn audit(&self, kind: u8, word: u64, bytes: &[u8]) {
         self.shared

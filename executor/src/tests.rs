@@ -391,3 +391,16 @@ fn successor_keeps_time_digest_and_random_stream() {
     assert_eq!(next.core().next_u64(), c.next_u64());
     assert!(!next.core().finished());
 }
+
+#[test]
+fn fill_bytes_matches_repeated_draws() {
+    let (a, b) = (executor(5), executor(5));
+    let mut bytes = [0u8; 20];
+    a.core().fill_bytes(&mut bytes);
+    let mut expected = Vec::new();
+    for _ in 0..3 {
+        expected.extend_from_slice(&b.core().next_u64().to_le_bytes());
+    }
+    assert_eq!(&bytes[..], &expected[..20]);
+    assert_eq!(a.core().digest(), b.core().digest(), "same audited draws");
+}
