@@ -77,6 +77,23 @@ pub enum Error {
     OffsetOverflow,
 }
 
+/// Whether `partition` is a name both backends accept: exactly one plain
+/// path component (not empty, `.` or `..`; no `/`, `\\` or NUL). The tokio
+/// backend maps it to one directory below its storage directory; the
+/// deterministic backend rejects the same names, so code tested in
+/// simulation does not fail on them in production.
+pub(crate) fn is_safe_partition(partition: &str) -> bool {
+    use std::path::{Component, Path};
+    if partition.is_empty() || partition.contains(['/', '\\', '\0']) {
+        return false;
+    }
+    let mut components = Path::new(partition).components();
+    matches!(
+        (components.next(), components.next()),
+        (Some(Component::Normal(name)), None) if name == partition
+    )
+}
+
 /// Lowercase hex of `bytes`: how blob names appear in errors (and, in the
 /// tokio backend, on disk).
 pub(crate) fn hex(bytes: &[u8]) -> String {

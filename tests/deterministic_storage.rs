@@ -564,3 +564,22 @@ fn storage_workload_repeats_in_another_process() {
         .unwrap_or_else(|| panic!("child printed no state:\n{stdout}"));
     assert_eq!(state, storage_workload(5).0);
 }
+
+#[test]
+fn partition_names_the_tokio_backend_rejects_are_rejected() {
+    let (executor, context, _) = Executor::default();
+    executor.start(async move {
+        for partition in ["", ".", "..", "a/b", "../x", "/abs", "a\\b", "nul\0"] {
+            assert_eq!(
+                context.open(partition, b"blob").await.err(),
+                Some(Error::PartitionCreationFailed(partition.into())),
+                "{partition:?}"
+            );
+            assert_eq!(
+                context.scan(partition).await,
+                Err(Error::PartitionMissing(partition.into()))
+            );
+        }
+        assert!(context.open("journal-1.data", b"").await.is_ok());
+    });
+}

@@ -221,6 +221,11 @@ fn blob_key(partition: &str, name: &[u8]) -> Vec<u8> {
 impl crate::Storage<Blob> for super::Context {
     async fn open(&self, partition: &str, name: &[u8]) -> Result<Blob, Error> {
         let runtime = &*self.runtime;
+        // The names the tokio backend cannot map to a directory fail here too
+        // (so such partitions never exist, and scan/remove report them missing).
+        if !crate::is_safe_partition(partition) {
+            return Err(Error::PartitionCreationFailed(partition.into()));
+        }
         let faults = runtime.faults.storage(partition);
         if faults::chance(&runtime.core, faults.open) {
             let key = blob_key(partition, name);

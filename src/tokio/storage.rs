@@ -49,7 +49,7 @@
 //! Positional I/O and link counts are Unix APIs: this backend builds on Unix.
 
 use super::{Context, Inner};
-use crate::{hex, Error};
+use crate::{hex, is_safe_partition, Error};
 use std::{
     ffi::OsStr,
     fs::{self, File, OpenOptions},
@@ -95,19 +95,6 @@ fn blob_name(file: &OsStr) -> Option<Vec<u8>> {
         .chunks_exact(2)
         .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
         .collect()
-}
-
-/// Whether `partition` names exactly one directory below the storage
-/// directory.
-fn is_safe_partition(partition: &str) -> bool {
-    if partition.is_empty() || partition.contains(['/', '\\', '\0']) {
-        return false;
-    }
-    let mut components = Path::new(partition).components();
-    matches!(
-        (components.next(), components.next()),
-        (Some(Component::Normal(name)), None) if name == partition
-    )
 }
 
 /// Makes the creation or removal of entries in `dir` durable.
