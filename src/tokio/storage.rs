@@ -55,7 +55,7 @@ use std::{
     fs::{self, File, OpenOptions},
     io::ErrorKind,
     os::unix::fs::{FileExt, MetadataExt},
-    path::{Component, Path, PathBuf},
+    path::{Path, PathBuf},
     sync::Arc,
 };
 use tokio::sync::RwLock;
