@@ -2,12 +2,13 @@
 //!
 //! # What this module owns
 //! The two ways a handle gets its task's result, and the wrappers the
-//! backends put around a spawned future. The deterministic executor runs
-//! output-less futures, so [`wrap`] adds a join cell shared by the task and
-//! its handle. Tokio's own `JoinHandle` already carries a result, so
-//! [`instrument`] only counts and catches, and [`Handle::tokio`] adopts the
-//! `JoinHandle` (no allocation beyond Tokio's own per task). Both wrappers
-//! count polls and keep the running-tasks gauge.
+//! backends put around a spawned future. Both executors deliver a task's
+//! output through their own join handle, which [`Handle`] adopts (no
+//! allocation beyond the executor's one block per task): the deterministic
+//! executor's (`commonware_executor::JoinHandle`) and Tokio's. The wrappers,
+//! [`track`] (deterministic: panics propagate to the run loop) and
+//! [`instrument`] (Tokio: panics are caught), count polls and keep the
+//! running-tasks gauge.
 //!
 //! # Invariants
 //! * A handle resolves exactly once its task stops existing: `Ok(value)` if
@@ -20,7 +21,6 @@
 
 use crate::Error;
 use futures::{future::CatchUnwind, FutureExt};
-use parking_lot::Mutex;
 use pin_project_lite::pin_project;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use std::{
@@ -28,59 +28,13 @@ use std::{
     future::Future,
     panic::AssertUnwindSafe,
     pin::Pin,
-    sync::Arc,
-    task::{ready, Context, Poll, Waker},
+    task::{ready, Context, Poll},
 };
-
-/// Only `Ok(T)` or `Err(Closed)` travel through a cell (tokio tasks use
-/// tokio's own join handle), so `Closed` is a unit variant: keeping an
-/// inline `Result<T, Error>` would cost every task 48 bytes for `Error`.
-enum State<T> {
-    Running(Option<Waker>),
-    Done(T),
-    Closed,
-    Taken,
-}
-
-/// Where a task leaves its result for its handle.
-struct Cell<T> {
-    state: Mutex<State<T>>,
-}
-
-impl<T> Cell<T> {
-    /// Stores the task's output (`None`: it was closed unfinished) unless
-    /// the task already has a result. Returns whether it was stored.
-    fn finish(&self, output: Option<T>) -> bool {
-        let waker = {
-            let mut state = self.state.lock();
-            match &mut *state {
-                State::Running(waker) => {
-                    let waker = waker.take();
-                    *state = output.map_or(State::Closed, State::Done);
-                    waker
-                }
-                _ => return false,
-            }
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        true
-    }
-}
-
-/// How a handle stops a task whose result comes through a cell.
-pub(crate) enum Aborter {
-    Deterministic(commonware_executor::Core, commonware_executor::TaskId),
-}
 
 /// Where a handle's result comes from.
 enum Join<T> {
-    /// The task's wrapper (see [`wrap`]) leaves it in the cell.
-    Cell {
-        cell: Arc<Cell<T>>,
-        aborter: Option<Aborter>,
-    },
+    /// The deterministic executor delivers it.
+    Deterministic(commonware_executor::JoinHandle<T>),
     /// Tokio delivers it (`None` if the task panicked); the slot is `None`
     /// once the result has been taken.
     Tokio(Option<::tokio::task::JoinHandle<Option<T>>>),
@@ -102,22 +56,16 @@ where
     /// unless the task had already finished.
     pub fn abort(&self) {
         match &self.join {
-            Join::Cell { cell, aborter } => {
-                if cell.finish(None) {
-                    if let Some(Aborter::Deterministic(core, id)) = aborter {
-                        core.abort(*id);
-                    }
-                }
-            }
+            Join::Deterministic(handle) => handle.abort(),
             Join::Tokio(Some(handle)) => handle.abort(),
             Join::Tokio(None) => {}
         }
     }
 
-    /// Attaches the way to stop the task once the backend has spawned it.
-    pub(crate) fn set_aborter(&mut self, new: Aborter) {
-        if let Join::Cell { aborter, .. } = &mut self.join {
-            *aborter = Some(new);
+    /// The handle of a task of the deterministic executor.
+    pub(crate) fn deterministic(handle: commonware_executor::JoinHandle<T>) -> Self {
+        Self {
+            join: Join::Deterministic(handle),
         }
     }
 
@@ -140,8 +88,12 @@ where
     type Output = Result<T, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let cell = match &mut self.join {
-            Join::Cell { cell, .. } => cell,
+        match &mut self.join {
+            // A task dropped before completing (aborted, or its runtime
+            // ended) has no output.
+            Join::Deterministic(handle) => Pin::new(handle)
+                .poll(cx)
+                .map(|result| result.map_err(|_| Error::Closed)),
             Join::Tokio(slot) => {
                 let Some(handle) = slot else {
                     return Poll::Ready(Err(Error::Closed));
@@ -150,29 +102,11 @@ where
                 *slot = None;
                 // Panics are caught inside the task, so a join error is a
                 // cancellation.
-                return Poll::Ready(match result {
+                Poll::Ready(match result {
                     Ok(Some(value)) => Ok(value),
                     Ok(None) => Err(Error::Exited),
                     Err(_) => Err(Error::Closed),
-                });
-            }
-        };
-        let mut state = cell.state.lock();
-        match &mut *state {
-            State::Running(waker) => {
-                match waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    _ => *waker = Some(cx.waker().clone()),
-                }
-                Poll::Pending
-            }
-            State::Done(_) => match std::mem::replace(&mut *state, State::Taken) {
-                State::Done(value) => Poll::Ready(Ok(value)),
-                _ => unreachable!("matched Done above"),
-            },
-            State::Closed | State::Taken => {
-                *state = State::Taken;
-                Poll::Ready(Err(Error::Closed))
+                })
             }
         }
     }
@@ -236,73 +170,39 @@ impl<F: Future> Future for Counted<F> {
     }
 }
 
-/// Owned by the task: if it is dropped unfinished (aborted, or its runtime
-/// ended), its handle resolves to `Err(Error::Closed)`.
-struct Completer<T> {
-    cell: Arc<Cell<T>>,
-}
-
-impl<T> Drop for Completer<T> {
-    fn drop(&mut self) {
-        self.cell.finish(None);
-    }
-}
-
 pin_project! {
-    /// The task [`wrap`] returns. Fields drop in order: the future, then the
-    /// completer (an unfinished task closes its handle), then the gauge, so
-    /// the handle sees the result before the gauge drops.
-    struct Delivering<F, T> {
+    /// The future [`track`] returns: the counted future, then the gauge,
+    /// dropped after it.
+    struct Tracked<F> {
         #[pin]
         counted: Counted<F>,
-        completer: Completer<T>,
         _running: Running,
     }
 }
 
-impl<F: Future<Output = T>, T> Future for Delivering<F, T> {
-    type Output = ();
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
-        let value = ready!(this.counted.poll(cx));
-        this.completer.cell.finish(Some(value));
-        Poll::Ready(())
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().counted.poll(cx)
     }
 }
 
-/// Wraps `future` for an executor whose tasks have no output: the returned
-/// future runs it, counts its polls and hands its output to the returned
-/// handle. A panic propagates (the executor reports it).
-pub(crate) fn wrap<F, T>(
-    future: F,
-    metrics: TaskMetrics,
-) -> (impl Future<Output = ()> + Send + 'static, Handle<T>)
+/// Wraps `future` for the deterministic executor: the returned future runs
+/// it, counts its polls and keeps the running gauge until it is dropped. A
+/// panic propagates (the executor reports it).
+pub(crate) fn track<F>(future: F, metrics: TaskMetrics) -> impl Future<Output = F::Output>
 where
-    F: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
+    F: Future,
 {
-    let cell = Arc::new(Cell {
-        state: Mutex::new(State::Running(None)),
-    });
     let running = Running::new(metrics.running);
-    let task = Delivering {
+    Tracked {
         counted: Counted::Running {
             future,
             polls: metrics.polls,
         },
-        completer: Completer { cell: cell.clone() },
         _running: running,
-    };
-    (
-        task,
-        Handle {
-            join: Join::Cell {
-                cell,
-                aborter: None,
-            },
-        },
-    )
+    }
 }
 
 /// A panic caught in a task.
@@ -360,58 +260,46 @@ mod tests {
     }
 
     #[test]
-    fn delivers_output_and_counts() {
+    fn track_counts_polls_and_keeps_the_gauge() {
         let m = metrics();
         let (running, polls) = (m.running.clone(), m.polls.clone());
-        let (task, handle) = wrap(async { 7 }, m);
+        let task = track(
+            async {
+                crate::reschedule().await;
+                7
+            },
+            m,
+        );
         assert_eq!(running.get(), 1);
-        block_on(task);
-        assert_eq!(block_on(handle), Ok(7));
+        assert_eq!(block_on(task), 7);
         assert_eq!(running.get(), 0);
-        assert_eq!(polls.get(), 1);
+        assert_eq!(polls.get(), 2);
     }
 
     #[test]
     fn wrappers_store_the_future_once() {
         let future = std::future::ready([7u8; 512]);
         let size = std::mem::size_of_val(&future);
-        let (task, handle) = wrap(future, metrics());
+        let tracked = track(future, metrics());
         assert!(
-            std::mem::size_of_val(&task) < size + 64,
-            "wrap costs {} bytes for a {size}-byte future",
-            std::mem::size_of_val(&task)
+            std::mem::size_of_val(&tracked) < size + 64,
+            "track costs {} bytes for a {size}-byte future",
+            std::mem::size_of_val(&tracked)
         );
-        block_on(task);
-        assert_eq!(block_on(handle), Ok([7u8; 512]));
+        assert_eq!(block_on(tracked), [7u8; 512]);
         let instrumented = instrument(std::future::ready([7u8; 512]), metrics());
         assert!(std::mem::size_of_val(&instrumented) < size + 64);
         assert!(matches!(block_on(instrumented), Ok(v) if v == [7u8; 512]));
     }
 
     #[test]
-    fn dropped_task_closes_handle() {
+    fn dropped_tracked_task_leaves_gauge() {
         let m = metrics();
         let running = m.running.clone();
-        let (task, handle) = wrap(std::future::pending::<()>(), m);
+        let task = track(std::future::pending::<()>(), m);
+        assert_eq!(running.get(), 1);
         drop(task);
-        assert_eq!(block_on(handle), Err(Error::Closed));
         assert_eq!(running.get(), 0);
-    }
-
-    #[test]
-    fn abort_after_finish_keeps_value() {
-        let (task, handle) = wrap(async { 1 }, metrics());
-        block_on(task);
-        handle.abort();
-        assert_eq!(block_on(handle), Ok(1));
-    }
-
-    #[test]
-    fn abort_before_finish_closes() {
-        let (task, handle) = wrap(async { 1 }, metrics());
-        handle.abort();
-        block_on(task);
-        assert_eq!(block_on(handle), Err(Error::Closed));
     }
 
     #[test]

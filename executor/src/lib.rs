@@ -33,14 +33,14 @@ mod scheduler;
 mod timer;
 mod waker;
 
-pub use arena::{BoxFuture, TaskId};
+pub use arena::{Canceled, JoinHandle, TaskId};
 pub use bytes::Bytes;
 pub use digest::{Digest, Trace, TraceEvent};
 pub use pct::{Pct, DEFAULT_STEPS as PCT_DEFAULT_STEPS};
 pub use schedule::{shrink, Decision, ParseError, Recorder, Replay, Schedule};
 pub use scheduler::{below, shuffle, Strategy, Uniform};
 
-use arena::{Arena, Slot, Task};
+use arena::{Arena, Slot};
 use parking_lot::Mutex;
 use std::{
     any::Any,
@@ -53,7 +53,7 @@ use std::{
     time::Duration,
 };
 use timer::{TimerId, Wheel};
-use waker::{EnterGuard, ReadyQueue, WakerRef};
+use waker::{EnterGuard, ReadyQueue};
 
 /// How an executor runs.
 pub struct Config {
@@ -107,11 +107,38 @@ struct State {
     polls: u64,
 }
 
-struct Shared {
+/// One executor's state, shared by its `Core` handles and its tasks' blocks
+/// (whose headers point here so wakers and join handles can reach it).
+pub(crate) struct Shared {
     state: Mutex<State>,
-    queue: Arc<ReadyQueue>,
+    queue: ReadyQueue,
     cycle: u64,
     deadline: Option<u64>,
+}
+
+impl Shared {
+    /// See [`Core::abort`].
+    fn abort(&self, id: TaskId) -> bool {
+        let removed = {
+            let mut state = self.state.lock();
+            let Some(slot) = state.arena.get_mut(id) else {
+                return false;
+            };
+            if slot.aborted {
+                return false;
+            }
+            let removed = if slot.polling {
+                slot.aborted = true;
+                None
+            } else {
+                state.arena.remove(id)
+            };
+            state.digest.event(digest::kind::ABORT, id.seq());
+            removed
+        };
+        drop(removed);
+        true
+    }
 }
 
 /// A cloneable handle to an executor's state: what backends and tasks use.
@@ -123,6 +150,14 @@ pub struct Core {
 /// Owns the run loop of one executor.
 pub struct Executor {
     core: Core,
+}
+
+impl Drop for Executor {
+    /// Tasks spawned but never run still hold their executor's state (their
+    /// headers point there): dropping them breaks that cycle.
+    fn drop(&mut self) {
+        self.core.clear();
+    }
 }
 
 impl Executor {
@@ -147,7 +182,7 @@ impl Executor {
             core: Core {
                 shared: Arc::new(Shared {
                     state: Mutex::new(state),
-                    queue: Arc::new(ReadyQueue::default()),
+                    queue: ReadyQueue::default(),
                     cycle,
                     deadline,
                 }),
@@ -161,32 +196,44 @@ impl Executor {
     }
 
     /// Runs `root` (labelled `label`) and every task it spawns until `root`
-    /// completes. Tasks still alive afterwards are dropped, so their
-    /// handles resolve.
-    pub fn run(&self, label: &str, root: BoxFuture) -> Result<(), Failure> {
-        self.run_until(label, root, None).map(drop)
+    /// completes, and returns its output. Tasks still alive afterwards are
+    /// dropped, so their handles resolve.
+    pub fn run<F>(&self, label: &str, root: F) -> Result<F::Output, Failure>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.run_until(label, root, None)
+            .map(|output| output.expect("a run without a halt ends with its root"))
     }
 
     /// [`Executor::run`], but stops at `halt` if the root has not completed
-    /// by then: every task is dropped mid-flight, as in a crash. Returns
-    /// whether the root completed. Either way the run counts as finished
+    /// by then: every task is dropped mid-flight, as in a crash. Returns the
+    /// root's output if it completed. Either way the run counts as finished
     /// (see [`Core::finished`]).
-    pub fn run_until(
+    pub fn run_until<F>(
         &self,
         label: &str,
-        root: BoxFuture,
+        root: F,
         halt: Option<Halt>,
-    ) -> Result<bool, Failure> {
+    ) -> Result<Option<F::Output>, Failure>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         let shared = &*self.core.shared;
         let queue = shared.queue.enter();
-        self.core.spawn(label.into(), root, true);
+        let mut root = self.core.spawn(label.into(), root);
+        shared.state.lock().root = Some(root.id());
         let result = self.run_loop(&queue, halt);
         if let Ok(false) = result {
             shared.state.lock().finished = true;
         }
         drop(queue);
         self.core.clear();
-        result
+        result.map(|completed| {
+            completed.then(|| root.try_take().expect("a completed root left its output"))
+        })
     }
 
     fn run_loop(&self, queue: &EnterGuard<'_>, halt: Option<Halt>) -> Result<bool, Failure> {
@@ -263,7 +310,7 @@ impl Executor {
     fn poll_batch(&self, ids: &[TaskId], halt: Option<Halt>) -> Result<Option<bool>, Failure> {
         let shared = &*self.core.shared;
         // What finished tasks leave behind, dropped once the lock is released.
-        let mut finished: Option<(Option<Slot>, Task)> = None;
+        let mut finished: Option<Slot> = None;
         let mut state = shared.state.lock();
         for &id in ids {
             if let Some(Halt::AfterPolls(limit)) = halt {
@@ -278,36 +325,33 @@ impl Executor {
             let Some(slot) = state.arena.get_mut(id) else {
                 continue;
             };
-            let Some(mut task) = slot.task.take() else {
-                continue;
-            };
             slot.last_polled = now;
+            slot.polling = true;
+            let poller = slot.task.poller();
             state.current = Some(id);
             state.polls += 1;
             state.digest.event(digest::kind::POLL, id.seq());
             drop(state);
             drop(finished.take());
 
-            task.header.clear_queued();
-            let result = {
-                let waker = WakerRef::new(&task.header);
-                let mut cx = Context::from_waker(&waker);
-                catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)))
-            };
+            // SAFETY: the slot is marked `polling`, so its `OwnedTask` stays
+            // in the arena, alive and untouched, until we clear the mark
+            // below (aborts only set `aborted`; nothing else removes slots
+            // while the loop runs).
+            let result = catch_unwind(AssertUnwindSafe(|| unsafe { poller.poll() }));
 
             state = shared.state.lock();
             state.current = None;
+            let slot = state.arena.get_mut(id).expect("polled task left the arena");
+            slot.polling = false;
             match result {
-                Ok(Poll::Pending) => {
-                    let slot = state.arena.get_mut(id).expect("polled task left the arena");
+                Ok(false) => {
                     if slot.aborted {
-                        finished = Some((state.arena.remove(id), task));
-                    } else {
-                        slot.task = Some(task);
+                        finished = state.arena.remove(id);
                     }
                 }
-                Ok(Poll::Ready(())) => {
-                    finished = Some((state.arena.remove(id), task));
+                Ok(true) => {
+                    finished = state.arena.remove(id);
                     state.digest.event(digest::kind::FINISH, id.seq());
                     if state.root == Some(id) {
                         state.finished = true;
@@ -319,10 +363,13 @@ impl Executor {
                 Err(payload) => {
                     let slot = state.arena.remove(id);
                     drop(state);
-                    let label = slot.map(|s| s.label.to_string()).unwrap_or_default();
-                    drop(task);
+                    let label = slot.as_ref().map(|s| s.label.to_string());
+                    drop(slot);
                     drop(finished);
-                    return Err(Failure::Panic { label, payload });
+                    return Err(Failure::Panic {
+                        label: label.unwrap_or_default(),
+                        payload,
+                    });
                 }
             }
         }
@@ -338,24 +385,24 @@ impl Core {
         self.shared.state.lock().now
     }
 
-    /// Spawns a task; it runs in a later round of the loop. `root` marks the
-    /// task whose completion ends [`Executor::run`].
-    pub fn spawn(&self, label: Arc<str>, future: BoxFuture, root: bool) -> TaskId {
-        let id = {
+    /// Spawns a task; it runs in a later round of the loop. Dropping the
+    /// returned handle detaches the task.
+    pub fn spawn<F>(&self, label: Arc<str>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handle = {
             let mut state = self.shared.state.lock();
             let now = state.now;
-            let id = state.arena.insert(label, future, &self.shared.queue, now);
-            if root {
-                state.root = Some(id);
-            }
-            let label = &state.arena.get(id).expect("just inserted").label.clone();
+            let seq = state.arena.next_seq();
             state
                 .digest
-                .event_bytes(digest::kind::SPAWN, id.seq(), label.as_bytes());
-            id
+                .event_bytes(digest::kind::SPAWN, seq, label.as_bytes());
+            state.arena.insert(label, future, &self.shared, now)
         };
-        self.shared.queue.push(id);
-        id
+        self.shared.queue.push(handle.id());
+        handle
     }
 
     /// Label of the task being polled right now, if any.
@@ -369,22 +416,7 @@ impl Core {
     /// current poll if it is aborting itself). Returns false if the task had
     /// already finished.
     pub fn abort(&self, id: TaskId) -> bool {
-        let removed = {
-            let mut state = self.shared.state.lock();
-            if state.arena.get(id).is_none() {
-                return false;
-            }
-            state.digest.event(digest::kind::ABORT, id.seq());
-            let slot = state.arena.get_mut(id).expect("checked above");
-            if slot.task.is_none() {
-                slot.aborted = true;
-                None
-            } else {
-                state.arena.remove(id)
-            }
-        };
-        drop(removed);
-        true
+        self.shared.abort(id)
     }
 
     /// A future that completes once virtual time reaches `deadline` (ns).
@@ -513,7 +545,9 @@ impl Core {
             let _ = write!(
                 report,
                 "\n  - {} (task #{}): last polled {:?} ago",
-                slot.label, slot.seq, idle
+                slot.label,
+                slot.id().seq(),
+                idle
             );
         }
         report

@@ -696,29 +696,25 @@ mod tests {
         let root = async move {
             for _ in 0..5 {
                 let c2 = c.clone();
-                c.spawn(
-                    "worker".into(),
-                    Box::pin(async move {
-                        for _ in 0..4 {
-                            c2.next_u64();
-                            let mut yielded = false;
-                            std::future::poll_fn(|cx| {
-                                if std::mem::replace(&mut yielded, true) {
-                                    Poll::Ready(())
-                                } else {
-                                    cx.waker().wake_by_ref();
-                                    Poll::Pending
-                                }
-                            })
-                            .await;
-                        }
-                    }),
-                    false,
-                );
+                c.spawn("worker".into(), async move {
+                    for _ in 0..4 {
+                        c2.next_u64();
+                        let mut yielded = false;
+                        std::future::poll_fn(|cx| {
+                            if std::mem::replace(&mut yielded, true) {
+                                Poll::Ready(())
+                            } else {
+                                cx.waker().wake_by_ref();
+                                Poll::Pending
+                            }
+                        })
+                        .await;
+                    }
+                });
             }
             c.sleep_until(50_000).await;
         };
-        assert!(exec.run("root", Box::pin(root)).is_ok());
+        assert!(exec.run("root", root).is_ok());
         (core.digest(), core.recording())
     }
 

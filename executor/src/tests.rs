@@ -30,7 +30,7 @@ async fn yield_now() {
 }
 
 fn run_ok(exec: &Executor, root: impl Future<Output = ()> + Send + 'static) {
-    if exec.run("root", Box::pin(root)).is_err() {
+    if exec.run("root", root).is_err() {
         panic!("run failed");
     }
 }
@@ -44,17 +44,13 @@ fn interleaving(seed: u64) -> (Vec<usize>, String) {
     run_ok(&exec, async move {
         for i in 0..5 {
             let (l, d) = (l.clone(), d.clone());
-            c.spawn(
-                "t".into(),
-                Box::pin(async move {
-                    for _ in 0..3 {
-                        l.lock().push(i);
-                        yield_now().await;
-                    }
-                    d.fetch_add(1, Ordering::SeqCst);
-                }),
-                false,
-            );
+            c.spawn("t".into(), async move {
+                for _ in 0..3 {
+                    l.lock().push(i);
+                    yield_now().await;
+                }
+                d.fetch_add(1, Ordering::SeqCst);
+            });
         }
         while d.load(Ordering::SeqCst) < 5 {
             yield_now().await;
@@ -99,14 +95,10 @@ fn sleepers_wake_in_deadline_order() {
             let mut handles = Vec::new();
             for (i, at) in [50u64, 10, 30, 10, 20].into_iter().enumerate() {
                 let (l, c2) = (l.clone(), c.clone());
-                handles.push(c.spawn(
-                    "s".into(),
-                    Box::pin(async move {
-                        c2.sleep_until(at * MS).await;
-                        l.lock().push((at, i));
-                    }),
-                    false,
-                ));
+                handles.push(c.spawn("s".into(), async move {
+                    c2.sleep_until(at * MS).await;
+                    l.lock().push((at, i));
+                }));
             }
             c.sleep_until(100 * MS).await;
         });
@@ -120,14 +112,11 @@ fn sleepers_wake_in_deadline_order() {
 fn stall_lists_pending_tasks() {
     let exec = executor(0);
     let c = exec.core().clone();
-    let result = exec.run(
-        "root",
-        Box::pin(async move {
-            c.spawn("stuck".into(), Box::pin(std::future::pending()), false);
-            c.sleep_until(5 * MS).await;
-            std::future::pending::<()>().await;
-        }),
-    );
+    let result = exec.run("root", async move {
+        c.spawn("stuck".into(), std::future::pending::<()>());
+        c.sleep_until(5 * MS).await;
+        std::future::pending::<()>().await;
+    });
     match result {
         Err(Failure::Stalled(message)) => {
             assert!(message.starts_with("runtime stalled"), "{message}");
@@ -149,12 +138,9 @@ fn timeout_is_checked_each_round() {
     });
     let c = exec.core().clone();
     let c2 = c.clone();
-    let result = exec.run(
-        "root",
-        Box::pin(async move {
-            c2.sleep_until(1_000 * MS).await;
-        }),
-    );
+    let result = exec.run("root", async move {
+        c2.sleep_until(1_000 * MS).await;
+    });
     assert!(matches!(result, Err(Failure::Timeout(m)) if m.starts_with("runtime timeout")));
     assert_eq!(
         c.now(),
@@ -167,13 +153,10 @@ fn timeout_is_checked_each_round() {
 fn panics_are_reported_with_the_label() {
     let exec = executor(0);
     let c = exec.core().clone();
-    let result = exec.run(
-        "root",
-        Box::pin(async move {
-            c.spawn("bad".into(), Box::pin(async { panic!("boom") }), false);
-            std::future::pending::<()>().await;
-        }),
-    );
+    let result = exec.run("root", async move {
+        c.spawn("bad".into(), async { panic!("boom") });
+        std::future::pending::<()>().await;
+    });
     match result {
         Err(Failure::Panic { label, payload }) => {
             assert_eq!(label, "bad");
@@ -198,14 +181,12 @@ fn abort_drops_the_future_and_frees_the_slot() {
     let d = dropped.clone();
     run_ok(&exec, async move {
         let flag = DropFlag(d.clone());
-        let id = c.spawn(
-            "victim".into(),
-            Box::pin(async move {
+        let id = c
+            .spawn("victim".into(), async move {
                 let _flag = flag;
                 std::future::pending::<()>().await;
-            }),
-            false,
-        );
+            })
+            .id();
         yield_now().await;
         assert_eq!(c.tasks(), 2);
         assert!(c.abort(id));
@@ -216,18 +197,16 @@ fn abort_drops_the_future_and_frees_the_slot() {
         let c2 = c.clone();
         let me = Arc::new(Mutex::new(None::<TaskId>));
         let me2 = me.clone();
-        let id = c.spawn(
-            "self".into(),
-            Box::pin(async move {
+        let id = c
+            .spawn("self".into(), async move {
                 loop {
                     if let Some(id) = *me2.lock() {
                         c2.abort(id);
                     }
                     yield_now().await;
                 }
-            }),
-            false,
-        );
+            })
+            .id();
         *me.lock() = Some(id);
         for _ in 0..3 {
             yield_now().await;
@@ -244,14 +223,10 @@ fn leftover_tasks_are_dropped_when_root_finishes() {
     let d = dropped.clone();
     run_ok(&exec, async move {
         let flag = DropFlag(d);
-        c.spawn(
-            "forever".into(),
-            Box::pin(async move {
-                let _flag = flag;
-                std::future::pending::<()>().await;
-            }),
-            false,
-        );
+        c.spawn("forever".into(), async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+        });
         c.sleep_until(u64::MAX / 2).await;
     });
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
@@ -290,7 +265,7 @@ fn duplicate_wakes_poll_once_per_round() {
         let mut n = 0;
         c.spawn(
             "w".into(),
-            Box::pin(std::future::poll_fn(move |cx| {
+            std::future::poll_fn(move |cx| {
                 p2.fetch_add(1, Ordering::SeqCst);
                 n += 1;
                 for _ in 0..10 {
@@ -301,8 +276,7 @@ fn duplicate_wakes_poll_once_per_round() {
                 } else {
                     Poll::Pending
                 }
-            })),
-            false,
+            }),
         );
         for _ in 0..5 {
             yield_now().await;
@@ -357,13 +331,9 @@ fn held_back_tasks_stay_ready_and_time_advances() {
     let f = first_poll.clone();
     run_ok(&exec, async move {
         let c2 = c.clone();
-        c.spawn(
-            "late".into(),
-            Box::pin(async move {
-                *f.lock() = Some(c2.now());
-            }),
-            false,
-        );
+        c.spawn("late".into(), async move {
+            *f.lock() = Some(c2.now());
+        });
         for _ in 0..10 {
             yield_now().await;
         }

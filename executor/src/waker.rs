@@ -1,9 +1,10 @@
-//! Task wakers: a hand-written `RawWaker` vtable over a per-task [`Header`].
+//! Task wakers: a hand-written `RawWaker` vtable over a task's [`Header`].
 //!
 //! # What this module owns
-//! * [`Header`]: the part of a task that wakers point at. It outlives the
-//!   task's arena slot for as long as any waker holds it, so a late wake of a
-//!   finished task touches only the header and is harmless.
+//! * The waker vtable. Waker data is a pointer to the header of a task's
+//!   heap block (see `arena/task.rs`), and each owned waker holds one count
+//!   of that block, so a late wake of a finished task touches only the
+//!   header and is harmless.
 //! * [`ReadyQueue`]: where woken tasks go. Wakes on the executor's own thread
 //!   (the only deterministic ones) are appended to a local list in call order;
 //!   wakes from any other thread go through a lock-free queue that the run loop
@@ -19,17 +20,15 @@
 //!   (except the borrowed waker of [`WakerRef`], which owns none and never
 //!   drops one).
 
-use crate::arena::TaskId;
+use crate::arena::{Header, TaskId};
 use crossbeam_queue::SegQueue;
 use std::{
     cell::{Cell, UnsafeCell},
     marker::PhantomData,
     mem::ManuallyDrop,
     ops::Deref,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    ptr::NonNull,
+    sync::atomic::{AtomicBool, Ordering},
     task::{RawWaker, RawWakerVTable, Waker},
 };
 
@@ -73,11 +72,11 @@ impl ReadyQueue {
     /// Marks this queue as the current thread's executor queue until the
     /// guard is dropped. Panics if the executor is already running (on this
     /// thread or another): one executor, one run loop.
-    pub(crate) fn enter(self: &Arc<Self>) -> EnterGuard<'_> {
+    pub(crate) fn enter(&self) -> EnterGuard<'_> {
         if self.entered.swap(true, Ordering::Acquire) {
             panic!("this executor is already running (a run loop cannot be re-entered)");
         }
-        let previous = CURRENT.with(|current| current.replace(Arc::as_ptr(self)));
+        let previous = CURRENT.with(|current| current.replace(self as *const Self));
         EnterGuard {
             previous,
             queue: self,
@@ -129,78 +128,60 @@ impl Drop for EnterGuard<'_> {
     }
 }
 
-/// The waker-visible part of a task.
-pub(crate) struct Header {
-    id: TaskId,
-    queued: AtomicBool,
-    queue: Arc<ReadyQueue>,
-}
-
-impl Header {
-    /// A new header for a task that starts out queued (it is pushed to the
-    /// ready queue by the spawner).
-    pub(crate) fn new(id: TaskId, queue: Arc<ReadyQueue>) -> Self {
-        Self {
-            id,
-            queued: AtomicBool::new(true),
-            queue,
-        }
-    }
-
-    pub(crate) fn wake(&self) {
-        // The load makes a duplicate wake a plain read, not a write.
-        if !self.queued.load(Ordering::Acquire) && !self.queued.swap(true, Ordering::AcqRel) {
-            self.queue.push(self.id);
-        }
-    }
-
-    /// Called by the executor right before polling: wakes during or after
-    /// the poll enqueue the task again.
-    pub(crate) fn clear_queued(&self) {
-        self.queued.store(false, Ordering::Release);
-    }
-}
-
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
 
+/// The header behind waker data.
+///
+/// # Safety
+/// `data` must come from a waker built here, which keeps its task alive.
+unsafe fn header<'a>(data: *const ()) -> &'a Header {
+    // SAFETY: waker data is always a non-null header pointer of a live task.
+    unsafe { &*(data as *const Header) }
+}
+
+/// Waker data as the header pointer it is.
+///
+/// # Safety
+/// As for [`header`].
+unsafe fn raw(data: *const ()) -> NonNull<Header> {
+    // SAFETY: waker data is never null (see `header`).
+    unsafe { NonNull::new_unchecked(data as *mut Header) }
+}
+
 unsafe fn clone(data: *const ()) -> RawWaker {
-    // SAFETY: `data` came from `Arc::<Header>::into_raw` or `Arc::as_ptr` and
-    // the waker being cloned keeps that header alive; the new waker owns the
-    // strong count added here.
-    unsafe { Arc::increment_strong_count(data as *const Header) };
+    // SAFETY: the waker being cloned keeps the task alive; the new waker
+    // owns the count added here.
+    unsafe { Header::clone_ref(raw(data)) };
     RawWaker::new(data, &VTABLE)
 }
 
 unsafe fn wake(data: *const ()) {
-    // SAFETY: an owned waker holds one strong count (see `clone` and
-    // `Header::waker`); `wake` consumes the waker, so we take that count back.
-    let header = unsafe { Arc::from_raw(data as *const Header) };
-    header.wake();
+    // SAFETY: an owned waker holds one count (see `clone`); `wake` consumes
+    // the waker, so after waking we give that count up.
+    unsafe {
+        header(data).wake();
+        Header::drop_ref(raw(data));
+    }
 }
 
 unsafe fn wake_by_ref(data: *const ()) {
-    // SAFETY: the waker calling us is alive and keeps the header alive.
-    let header = unsafe { &*(data as *const Header) };
-    header.wake();
+    // SAFETY: the waker calling us is alive and keeps the task alive.
+    unsafe { header(data).wake() };
 }
 
 unsafe fn drop_waker(data: *const ()) {
-    // SAFETY: an owned waker holds one strong count, released exactly once
-    // here. `WakerRef` never reaches this function (it is `ManuallyDrop`).
-    unsafe { Arc::decrement_strong_count(data as *const Header) };
+    // SAFETY: an owned waker holds one count, released exactly once here.
+    // `WakerRef` never reaches this function (it is `ManuallyDrop`).
+    unsafe { Header::drop_ref(raw(data)) };
 }
 
-/// An owned waker for `header`.
+/// An owned waker for the task `task` owns.
 #[cfg(test)]
-pub(crate) fn waker(header: Arc<Header>) -> Waker {
-    let raw = RawWaker::new(Arc::into_raw(header) as *const (), &VTABLE);
-    // SAFETY: the vtable functions uphold the `RawWaker` contract: they are
-    // thread-safe (`Header` is `Send + Sync`) and manage exactly the strong
-    // count transferred by `Arc::into_raw` above.
-    unsafe { Waker::from_raw(raw) }
+pub(crate) fn waker(task: &crate::arena::OwnedTask) -> Waker {
+    (*WakerRef::new(task.header())).clone()
 }
 
-/// A waker borrowed from a header the caller keeps alive: building it costs
+/// A waker borrowed from a task the caller keeps alive: building it costs
 /// no reference-count traffic. Cloning it yields an ordinary owned waker.
 pub(crate) struct WakerRef<'a> {
     waker: ManuallyDrop<Waker>,
@@ -208,12 +189,15 @@ pub(crate) struct WakerRef<'a> {
 }
 
 impl<'a> WakerRef<'a> {
-    pub(crate) fn new(header: &'a Arc<Header>) -> Self {
-        let raw = RawWaker::new(Arc::as_ptr(header) as *const (), &VTABLE);
-        // SAFETY: the waker is never dropped (`ManuallyDrop`), so it never
-        // releases a count it does not own; `wake` by value is impossible
-        // through `&Waker`, and `clone` adds its own count. The borrow of
-        // `header` keeps the pointee alive for `'a`.
+    /// `header` must be a task's header (the only kind there is).
+    pub(crate) fn new(header: &'a Header) -> Self {
+        let raw = RawWaker::new(header as *const Header as *const (), &VTABLE);
+        // SAFETY: the vtable functions uphold the `RawWaker` contract: they
+        // are thread-safe (the header is `Send + Sync`) and each owned waker
+        // holds exactly one count. This one is never dropped
+        // (`ManuallyDrop`), so it never releases a count it does not own;
+        // `wake` by value is impossible through `&Waker`, and `clone` adds
+        // its own count. Whoever lent `header` keeps the task alive for `'a`.
         let waker = unsafe { Waker::from_raw(raw) };
         Self {
             waker: ManuallyDrop::new(waker),
@@ -232,14 +216,32 @@ impl Deref for WakerRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        arena::{JoinHandle, OwnedTask},
+        Config, Executor, Uniform,
+    };
+    use std::sync::Arc;
 
-    fn header(index: u32) -> (Arc<ReadyQueue>, Arc<Header>) {
-        let queue = Arc::new(ReadyQueue::default());
-        let header = Arc::new(Header::new(TaskId::new(index, 7), queue.clone()));
-        (queue, header)
+    fn executor() -> Executor {
+        Executor::new(Config {
+            start: 0,
+            cycle: 1,
+            deadline: None,
+            strategy: Box::new(Uniform::new(0)),
+        })
     }
 
-    fn drained(queue: &Arc<ReadyQueue>) -> Vec<TaskId> {
+    /// A pending task outside any arena, as the run loop holds it mid-poll.
+    fn task(exec: &Executor, index: u32) -> (OwnedTask, JoinHandle<()>) {
+        let shared = exec.core().shared.clone();
+        crate::arena::task::spawn(std::future::pending(), TaskId::new(index, 7), shared)
+    }
+
+    fn queue(exec: &Executor) -> &ReadyQueue {
+        &exec.core().shared.queue
+    }
+
+    fn drained(queue: &ReadyQueue) -> Vec<TaskId> {
         let mut out = Vec::new();
         queue.enter().drain_into(&mut out);
         out
@@ -249,51 +251,59 @@ mod tests {
     // The owned clone is the point: `wake` (by value) must enqueue once too.
     #[allow(clippy::waker_clone_wake)]
     fn duplicate_wakes_enqueue_once() {
-        let (queue, header) = header(3);
-        header.clear_queued();
-        let w = waker(header.clone());
+        let exec = executor();
+        let (task, _handle) = task(&exec, 3);
+        task.header().clear_queued();
+        let w = waker(&task);
         w.wake_by_ref();
         w.wake_by_ref();
         w.clone().wake();
-        assert_eq!(drained(&queue), vec![TaskId::new(3, 7)]);
-        header.clear_queued();
+        assert_eq!(drained(queue(&exec)), vec![TaskId::new(3, 7)]);
+        task.header().clear_queued();
         w.wake();
-        assert_eq!(drained(&queue), vec![TaskId::new(3, 7)]);
-        assert_eq!(Arc::strong_count(&header), 1);
+        assert_eq!(drained(queue(&exec)), vec![TaskId::new(3, 7)]);
     }
 
     #[test]
     fn queued_task_is_not_enqueued_again() {
-        let (queue, header) = header(1);
-        waker(header.clone()).wake();
-        assert!(drained(&queue).is_empty(), "a new header starts queued");
+        let exec = executor();
+        let (task, _handle) = task(&exec, 1);
+        waker(&task).wake();
+        assert!(drained(queue(&exec)).is_empty(), "a new task starts queued");
     }
 
     #[test]
-    fn waker_ref_does_not_touch_counts() {
-        let (_queue, header) = header(1);
-        {
-            let borrowed = WakerRef::new(&header);
-            assert_eq!(Arc::strong_count(&header), 1);
-            let owned = (*borrowed).clone();
-            assert_eq!(Arc::strong_count(&header), 2);
-            drop(owned);
-        }
-        assert_eq!(Arc::strong_count(&header), 1);
+    fn wakers_keep_the_task_alive_and_release_it() {
+        let exec = executor();
+        // Each live task block holds one count of its executor's state.
+        let blocks = || Arc::strong_count(&exec.core().shared) - 1;
+        let (task, handle) = task(&exec, 1);
+        assert_eq!(blocks(), 1);
+        let owned = (*WakerRef::new(task.header())).clone();
+        drop(handle);
+        drop(task);
+        assert_eq!(blocks(), 1, "the owned waker keeps the block alive");
+        // A late wake touches only the header and is harmless.
+        owned.wake_by_ref();
+        assert!(drained(queue(&exec)).is_empty(), "still marked queued");
+        drop(owned);
+        assert_eq!(blocks(), 0, "the last waker frees the block");
     }
 
     #[test]
     fn local_and_remote_wakes() {
-        let (queue, header) = header(5);
-        header.clear_queued();
-        let w = waker(header.clone());
+        let exec = executor();
+        let (task, _handle) = task(&exec, 5);
+        let queue = queue(&exec);
+        task.header().clear_queued();
+        let w = waker(&task);
         std::thread::spawn(move || w.wake()).join().unwrap();
         assert_eq!(queue.remote.len(), 1);
-        assert_eq!(drained(&queue), vec![TaskId::new(5, 7)]);
+        assert_eq!(drained(queue), vec![TaskId::new(5, 7)]);
 
-        header.clear_queued();
+        task.header().clear_queued();
         let guard = queue.enter();
-        waker(header.clone()).wake();
+        waker(&task).wake();
         assert!(
             queue.remote.is_empty(),
             "a wake on the running thread stays local"
@@ -308,22 +318,22 @@ mod tests {
     #[test]
     #[should_panic(expected = "already running")]
     fn a_queue_cannot_be_entered_twice() {
-        let (queue, _header) = header(1);
+        let queue = ReadyQueue::default();
         let _first = queue.enter();
         let _second = queue.enter();
     }
 
     #[test]
     fn leaving_restores_the_outer_queue() {
-        let (outer, _) = header(1);
-        let (inner, inner_header) = header(2);
-        let outer_guard = outer.enter();
+        let (outer, inner) = (executor(), executor());
+        let (inner_task, _handle) = task(&inner, 2);
+        let outer_guard = queue(&outer).enter();
         {
-            let _inner_guard = inner.enter();
+            let _inner_guard = queue(&inner).enter();
         }
-        inner_header.clear_queued();
-        waker(inner_header.clone()).wake();
+        inner_task.header().clear_queued();
+        waker(&inner_task).wake();
         assert!(outer_guard.is_empty(), "inner's wake is not outer's");
-        assert_eq!(inner.remote.len(), 1, "inner is no longer current");
+        assert_eq!(queue(&inner).remote.len(), 1, "inner is no longer current");
     }
 }

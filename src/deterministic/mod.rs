@@ -56,11 +56,7 @@ pub use faults::{Faults, Halt, LinkFaults, PartitionMode, StorageFaults, SECTOR}
 pub use network::{Listener, Sink, Stream};
 pub use storage::{Blob, Partition, MAX_BLOB_LEN};
 
-use crate::{
-    handle::{wrap, Aborter},
-    metrics::Metrics,
-    Handle, Signal, Signaler,
-};
+use crate::{handle::track, metrics::Metrics, Handle, Signal, Signaler};
 use commonware_executor::{Core, Failure, Recorder};
 use governor::clock::{Clock as GClock, ReasonablyRealtime};
 use parking_lot::Mutex;
@@ -314,24 +310,8 @@ impl Runner {
         F::Output: Send + 'static,
     {
         let runtime = &self.runtime;
-        let output = Arc::new(Mutex::new(None));
-        let root = {
-            let output = output.clone();
-            async move {
-                let value = f.await;
-                *output.lock() = Some(value);
-            }
-        };
-        match runtime.executor.run_until(ROOT_TASK, Box::pin(root), halt) {
-            Ok(completed) => {
-                let value = output.lock().take();
-                assert_eq!(
-                    completed,
-                    value.is_some(),
-                    "root task completed without output"
-                );
-                value
-            }
+        match runtime.executor.run_until(ROOT_TASK, f, halt) {
+            Ok(output) => output,
             Err(Failure::Panic { label, payload }) => {
                 let message = explore::panic_message(&*payload);
                 eprintln!("{}", runtime.reproduction(Some(&label), message));
@@ -434,10 +414,7 @@ impl crate::Spawner for Context {
             panic!("root task cannot be spawned");
         }
         let (label, metrics) = self.runtime.metrics.spawn(label);
-        let (future, mut handle) = wrap(f, metrics);
-        let id = core.spawn(label, Box::pin(future), false);
-        handle.set_aborter(Aborter::Deterministic(core.clone(), id));
-        handle
+        Handle::deterministic(core.spawn(label, track(f, metrics)))
     }
 
     fn stop(&self, value: i32) {

@@ -1,0 +1,287 @@
+//! The task arena: a slab of task slots addressed by `(index, sequence)`.
+//!
+//! # What this module owns
+//! Every live task, through its slot: the [`OwnedTask`] (and so the future,
+//! in the task's heap block, see `task.rs`), its label and bookkeeping. A
+//! [`TaskId`] pairs the slab index with the task's sequence number (its spawn
+//! order, unique for the life of an executor). Lookups check both, so an id
+//! that outlived its task, or whose slot was reused by a later task, finds
+//! nothing.
+//!
+//! # Invariants
+//! * A slot is removed, and its future dropped, as soon as its task completes
+//!   or is aborted: memory stays flat under millions of short-lived tasks.
+//! * While a task is being polled its slot is marked `polling`; an abort that
+//!   arrives then only marks the slot `aborted`, and the run loop removes it
+//!   after the poll returns. Nobody else touches a future being polled.
+
+pub(crate) mod task;
+
+pub use task::{Canceled, JoinHandle};
+pub(crate) use task::{Header, OwnedTask};
+
+use crate::Shared;
+use slab::Slab;
+use std::{future::Future, sync::Arc};
+
+/// Identifies one task for the life of its executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId {
+    index: u32,
+    seq: u64,
+}
+
+impl TaskId {
+    pub(crate) fn new(index: u32, seq: u64) -> Self {
+        Self { index, seq }
+    }
+
+    pub(crate) fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The task's spawn order: 0 for the first task of an executor, then 1, 2...
+    /// Deterministic, so it is what the auditor and strategies see.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+pub(crate) struct Slot {
+    pub(crate) task: OwnedTask,
+    pub(crate) label: Arc<str>,
+    /// Virtual time (ns) of the last poll, or of the spawn before any poll.
+    pub(crate) last_polled: u64,
+    /// The run loop is polling the future right now.
+    pub(crate) polling: bool,
+    /// Aborted while being polled: to be removed once the poll returns.
+    pub(crate) aborted: bool,
+}
+
+impl Slot {
+    pub(crate) fn id(&self) -> TaskId {
+        self.task.header().id()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Arena {
+    slab: Slab<Slot>,
+    next_seq: u64,
+}
+
+impl Arena {
+    /// Stores a new task; it starts out queued (see `task::spawn`).
+    pub(crate) fn insert<F>(
+        &mut self,
+        label: Arc<str>,
+        future: F,
+        shared: &Arc<Shared>,
+        now: u64,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry = self.slab.vacant_entry();
+        let index = u32::try_from(entry.key()).expect("more than 2^32 live tasks");
+        let (task, handle) = task::spawn(future, TaskId::new(index, seq), shared.clone());
+        entry.insert(Slot {
+            task,
+            label,
+            last_polled: now,
+            polling: false,
+            aborted: false,
+        });
+        handle
+    }
+
+    pub(crate) fn get(&self, id: TaskId) -> Option<&Slot> {
+        self.slab
+            .get(id.index as usize)
+            .filter(|slot| slot.id() == id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: TaskId) -> Option<&mut Slot> {
+        self.slab
+            .get_mut(id.index as usize)
+            .filter(|slot| slot.id() == id)
+    }
+
+    pub(crate) fn remove(&mut self, id: TaskId) -> Option<Slot> {
+        self.get(id)?;
+        Some(self.slab.remove(id.index as usize))
+    }
+
+    /// Removes every task (the caller drops them outside any lock).
+    pub(crate) fn drain(&mut self) -> Vec<Slot> {
+        self.slab.drain().collect()
+    }
+
+    /// The sequence number the next task will get.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Live tasks in spawn order.
+    pub(crate) fn tasks(&self) -> Vec<&Slot> {
+        let mut tasks: Vec<&Slot> = self.slab.iter().map(|(_, slot)| slot).collect();
+        tasks.sort_by_key(|slot| slot.id().seq());
+        tasks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Executor, Uniform};
+
+    fn shared() -> (Executor, Arc<Shared>) {
+        let exec = Executor::new(Config {
+            start: 0,
+            cycle: 1,
+            deadline: None,
+            strategy: Box::new(Uniform::new(0)),
+        });
+        let shared = exec.core().shared.clone();
+        (exec, shared)
+    }
+
+    fn arena_with(n: usize, shared: &Arc<Shared>) -> (Arena, Vec<TaskId>) {
+        let mut arena = Arena::default();
+        let ids = (0..n)
+            .map(|i| {
+                arena
+                    .insert(format!("t{i}").into(), async {}, shared, 0)
+                    .id()
+            })
+            .collect();
+        (arena, ids)
+    }
+
+    #[test]
+    fn stale_ids_find_nothing() {
+        let (_exec, shared) = shared();
+        let (mut arena, ids) = arena_with(2, &shared);
+        assert!(arena.remove(ids[0]).is_some());
+        assert!(arena.get(ids[0]).is_none());
+        assert!(arena.remove(ids[0]).is_none());
+        let reused = arena.insert("again".into(), async {}, &shared, 0).id();
+        assert_eq!(reused.index, ids[0].index, "slot is reused");
+        assert!(
+            arena.get(ids[0]).is_none(),
+            "old id does not see the new task"
+        );
+        assert_eq!(&*arena.get(reused).unwrap().label, "again");
+        assert_eq!(reused.seq(), 2);
+    }
+
+    #[test]
+    fn memory_is_released() {
+        let (_exec, shared) = shared();
+        let (mut arena, ids) = arena_with(1000, &shared);
+        assert_eq!(Arc::strong_count(&shared), 1002, "one count per block");
+        for id in ids {
+            arena.remove(id);
+        }
+        assert_eq!(arena.len(), 0);
+        assert_eq!(arena.next_seq, 1000);
+        assert_eq!(Arc::strong_count(&shared), 2, "every block freed");
+    }
+
+    #[test]
+    fn tasks_listed_in_spawn_order() {
+        let (_exec, shared) = shared();
+        let (mut arena, ids) = arena_with(4, &shared);
+        arena.remove(ids[1]);
+        arena.insert("late".into(), async {}, &shared, 0);
+        let labels: Vec<_> = arena.tasks().iter().map(|s| s.label.to_string()).collect();
+        assert_eq!(labels, ["t0", "t2", "t3", "late"]);
+        assert_eq!(arena.drain().len(), 4);
+    }
+
+    /// Polls the task in `id`'s slot as the run loop does.
+    fn poll(arena: &mut Arena, id: TaskId) -> bool {
+        let slot = arena.get_mut(id).expect("live task");
+        slot.polling = true;
+        // SAFETY: the slot stays in the arena, untouched, during the poll.
+        let done = unsafe { slot.task.poller().poll() };
+        arena.get_mut(id).expect("live task").polling = false;
+        done
+    }
+
+    #[test]
+    fn output_reaches_the_handle_after_the_future_is_dropped() {
+        struct Flag(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let (_exec, shared) = shared();
+        let mut arena = Arena::default();
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Flag(dropped.clone());
+        let mut handle = arena.insert(
+            "t".into(),
+            async move {
+                let _flag = flag;
+                7u64
+            },
+            &shared,
+            0,
+        );
+        assert_eq!(handle.try_take(), None, "not run yet");
+        assert!(poll(&mut arena, handle.id()));
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(handle.try_take(), Some(7));
+        assert_eq!(handle.try_take(), None, "taken once");
+        drop(arena);
+    }
+
+    #[test]
+    fn dropping_an_unfinished_task_closes_its_handle() {
+        let (_exec, shared) = shared();
+        let mut arena = Arena::default();
+        let handle = arena.insert("t".into(), std::future::pending::<u8>(), &shared, 0);
+        assert!(!poll(&mut arena, handle.id()));
+        arena.remove(handle.id());
+        assert_eq!(futures_lite_block_on(handle), Err(Canceled));
+    }
+
+    #[test]
+    fn detached_tasks_still_run_and_free() {
+        let (_exec, shared) = shared();
+        let mut arena = Arena::default();
+        let id = arena.insert("t".into(), async { 1u8 }, &shared, 0).id();
+        assert_eq!(Arc::strong_count(&shared), 3, "the slot keeps the block");
+        assert!(poll(&mut arena, id));
+        arena.remove(id);
+        assert_eq!(Arc::strong_count(&shared), 2);
+    }
+
+    #[test]
+    fn a_task_block_is_small() {
+        // Header, join state (for a `u64` output) and the `Arc` counts.
+        let future = async { 0u64 };
+        let overhead = task::block_size(&future) - std::mem::size_of_val(&future);
+        assert!(overhead <= 96, "task block overhead {overhead} bytes");
+        assert!(std::mem::size_of::<Slot>() <= 40);
+    }
+
+    /// Polls a handle to completion with a no-op waker (it must be ready).
+    fn futures_lite_block_on<T>(mut handle: JoinHandle<T>) -> Result<T, Canceled> {
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        match std::pin::Pin::new(&mut handle).poll(&mut cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => panic!("handle not ready"),
+        }
+    }
+}

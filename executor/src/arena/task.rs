@@ -1,0 +1,413 @@
+//! One heap block per task: waker header, join state and future together.
+//!
+//! # What this module owns
+//! The memory behind every spawned task (`Task<F>`) and the three kinds of
+//! reference to it, all counting towards one `Arc<Task<F>>` strong count:
+//! * [`OwnedTask`]: exactly one per task, held by the task's arena slot. It
+//!   alone touches the future: polling it, and dropping it (when the task
+//!   completes, is aborted, or its executor ends).
+//! * wakers (`waker.rs`): see only the [`Header`].
+//! * [`JoinHandle<T>`]: sees the header and the join state, which it can
+//!   name knowing only the output type `T`.
+//!
+//! # Invariants
+//! * Layout: `Task<F>` is `repr(C)` and starts with `Prefix<F::Output>`,
+//!   which is `repr(C)` and starts with `Header`. A pointer to a task is
+//!   therefore also a valid pointer to its prefix and to its header; code
+//!   that does not know `F` goes through those and through the header's
+//!   [`TaskVTable`], chosen for `F` at allocation.
+//! * The future is touched only through the task's `OwnedTask`, whose
+//!   methods take `&mut self`: never from two places at once. It is dropped
+//!   in place (never moved after being pinned in the block) before the join
+//!   state learns the outcome, so a handle resolves only once the task's
+//!   resources are released.
+//! * The join state leaves `Waiting` exactly once: to `Done` with the output,
+//!   or to `Closed` if the future was dropped unfinished or the handle
+//!   aborted first. Its waker is woken outside the join lock.
+//! * Spawning requires `F: Send + 'static` and `F::Output: Send + 'static`,
+//!   which is what makes sending and sharing these references sound.
+
+use crate::{arena::TaskId, waker::WakerRef, Shared};
+use parking_lot::Mutex;
+use std::{
+    cell::UnsafeCell,
+    future::Future,
+    marker::PhantomData,
+    pin::Pin,
+    ptr::NonNull,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{Context, Poll, Waker},
+};
+
+/// What type-erased references need to do to a task of unknown type.
+pub(crate) struct TaskVTable {
+    /// Polls the future once; returns whether the task is over.
+    poll: unsafe fn(NonNull<Header>, &mut Context<'_>) -> bool,
+    /// Drops the future, if still there, and closes the join state.
+    drop_future: unsafe fn(NonNull<Header>),
+    /// Adds one strong count.
+    clone_ref: unsafe fn(NonNull<Header>),
+    /// Releases one strong count, freeing the block after the last.
+    drop_ref: unsafe fn(NonNull<Header>),
+}
+
+/// The part of a task every reference can see. Field order keeps it at
+/// 32 bytes.
+#[repr(C)]
+pub(crate) struct Header {
+    vtable: &'static TaskVTable,
+    shared: Arc<Shared>,
+    seq: u64,
+    index: u32,
+    /// Whether the task sits in the ready queue (see `waker.rs`).
+    queued: AtomicBool,
+}
+
+impl Header {
+    pub(crate) fn id(&self) -> TaskId {
+        TaskId::new(self.index, self.seq)
+    }
+
+    /// Puts the task in its executor's ready queue unless it is there
+    /// already.
+    pub(crate) fn wake(&self) {
+        // The load makes a duplicate wake a plain read, not a write.
+        if !self.queued.load(Ordering::Acquire) && !self.queued.swap(true, Ordering::AcqRel) {
+            self.shared.queue.push(self.id());
+        }
+    }
+
+    /// Called by the run loop right before polling: wakes during or after
+    /// the poll enqueue the task again.
+    pub(crate) fn clear_queued(&self) {
+        self.queued.store(false, Ordering::Release);
+    }
+
+    /// Adds a strong count to the block `header` lives in.
+    ///
+    /// # Safety
+    /// `header` must point into a live task.
+    pub(crate) unsafe fn clone_ref(header: NonNull<Header>) {
+        // SAFETY: the caller guarantees the task is alive, so its vtable is
+        // readable and matches its type.
+        unsafe { (header.as_ref().vtable.clone_ref)(header) }
+    }
+
+    /// Releases a strong count the caller owns.
+    ///
+    /// # Safety
+    /// `header` must point into a live task and the caller must own one of
+    /// its strong counts, which it gives up here.
+    pub(crate) unsafe fn drop_ref(header: NonNull<Header>) {
+        // SAFETY: as in `clone_ref`; the count released is the caller's.
+        unsafe { (header.as_ref().vtable.drop_ref)(header) }
+    }
+}
+
+/// How a task ended, as its join handle sees it.
+enum Join<T> {
+    /// Not yet; the waker of whoever awaits the handle.
+    Waiting(Option<Waker>),
+    Done(T),
+    /// Dropped unfinished, or aborted through the handle.
+    Closed,
+    /// The handle already returned the outcome.
+    Taken,
+}
+
+/// The part of a task its join handle can see knowing only the output type.
+#[repr(C)]
+struct Prefix<T> {
+    header: Header,
+    join: Mutex<Join<T>>,
+}
+
+impl<T> Prefix<T> {
+    /// Records the outcome (`None`: closed unfinished) unless one is already
+    /// recorded, and wakes the handle's waiter. Returns whether it was
+    /// recorded.
+    fn finish(&self, output: Option<T>) -> bool {
+        let (waker, recorded) = {
+            let mut join = self.join.lock();
+            match &mut *join {
+                Join::Waiting(waker) => {
+                    let waker = waker.take();
+                    *join = output.map_or(Join::Closed, Join::Done);
+                    (waker, true)
+                }
+                // An output that arrives too late (the handle aborted during
+                // the last poll) is dropped after the lock is released.
+                _ => (None, false),
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        recorded
+    }
+}
+
+#[repr(C)]
+struct Task<F: Future> {
+    prefix: Prefix<F::Output>,
+    /// `None` once the future completed or was dropped.
+    future: UnsafeCell<Option<F>>,
+}
+
+impl<F> Task<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    const VTABLE: TaskVTable = TaskVTable {
+        poll: Self::poll,
+        drop_future: Self::drop_future,
+        clone_ref: Self::clone_ref,
+        drop_ref: Self::drop_ref,
+    };
+
+    /// # Safety (for every function below)
+    /// `header` points at the header of a live `Task<F>`: the vtable that
+    /// leads here was chosen for exactly this `F` at allocation.
+    unsafe fn from_header<'a>(header: NonNull<Header>) -> &'a Self {
+        // SAFETY: see above; `Task<F>` starts with its header (`repr(C)`).
+        unsafe { header.cast::<Self>().as_ref() }
+    }
+
+    /// Caller also owns the task's `OwnedTask` (exclusive future access).
+    unsafe fn poll(header: NonNull<Header>, cx: &mut Context<'_>) -> bool {
+        // SAFETY: see `from_header`.
+        let task = unsafe { Self::from_header(header) };
+        // SAFETY: only the `OwnedTask`, borrowed mutably by our caller,
+        // reaches the future.
+        let slot = unsafe { &mut *task.future.get() };
+        let Some(future) = slot.as_mut() else {
+            return true;
+        };
+        // SAFETY: the future lives in the `Arc` block, which never moves,
+        // and is dropped in place (`*slot = None`), never moved out.
+        let output = match unsafe { Pin::new_unchecked(future) }.poll(cx) {
+            Poll::Pending => return false,
+            Poll::Ready(output) => output,
+        };
+        *slot = None;
+        task.prefix.finish(Some(output));
+        true
+    }
+
+    /// Caller also owns the task's `OwnedTask` (exclusive future access).
+    unsafe fn drop_future(header: NonNull<Header>) {
+        // SAFETY: see `from_header`.
+        let task = unsafe { Self::from_header(header) };
+        // SAFETY: as in `poll`.
+        unsafe { *task.future.get() = None };
+        task.prefix.finish(None);
+    }
+
+    unsafe fn clone_ref(header: NonNull<Header>) {
+        // SAFETY: the pointer came from `Arc::into_raw` of this type (see
+        // `spawn`) and the block is alive.
+        unsafe { Arc::increment_strong_count(header.cast::<Self>().as_ptr()) }
+    }
+
+    /// Caller gives up one strong count it owns.
+    unsafe fn drop_ref(header: NonNull<Header>) {
+        // SAFETY: as in `clone_ref`; the count released is the caller's.
+        unsafe { Arc::decrement_strong_count(header.cast::<Self>().as_ptr()) }
+    }
+}
+
+/// Allocates a task: its `OwnedTask` (for the arena) and its join handle.
+/// The task starts out queued (the spawner pushes it to the ready queue).
+pub(crate) fn spawn<F>(
+    future: F,
+    id: TaskId,
+    shared: Arc<Shared>,
+) -> (OwnedTask, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let task = Arc::new(Task {
+        prefix: Prefix {
+            header: Header {
+                vtable: &Task::<F>::VTABLE,
+                shared,
+                seq: id.seq(),
+                index: id.index(),
+                queued: AtomicBool::new(true),
+            },
+            join: Mutex::new(Join::Waiting(None)),
+        },
+        future: UnsafeCell::new(Some(future)),
+    });
+    // SAFETY: `into_raw` never returns null.
+    let header = unsafe { NonNull::new_unchecked(Arc::into_raw(task).cast_mut()) }.cast::<Header>();
+    // SAFETY: the block is alive: we own the count `into_raw` gave us.
+    unsafe { Header::clone_ref(header) };
+    (
+        OwnedTask { header },
+        JoinHandle {
+            prefix: header.cast(),
+            _output: PhantomData,
+        },
+    )
+}
+
+/// The reference that owns a task's future (one per task).
+pub(crate) struct OwnedTask {
+    header: NonNull<Header>,
+}
+
+// SAFETY: the task's future and output are `Send`; the future is reached
+// only through `&mut self`, so moving the owner to another thread moves the
+// only access to it.
+unsafe impl Send for OwnedTask {}
+
+impl OwnedTask {
+    /// The task's header, alive for as long as this owner is.
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: we own a count, so the block is alive while `self` is.
+        unsafe { self.header.as_ref() }
+    }
+
+    /// What the run loop polls the task through, without holding its slot.
+    pub(crate) fn poller(&self) -> Poller {
+        Poller {
+            header: self.header,
+        }
+    }
+}
+
+/// A way to poll a task whose `OwnedTask` sits in a slot marked `polling`.
+#[derive(Clone, Copy)]
+pub(crate) struct Poller {
+    header: NonNull<Header>,
+}
+
+impl Poller {
+    /// Clears the task's queued mark and polls it once with a borrowed
+    /// waker. Returns whether the task is over (completed now or earlier);
+    /// a completed task's future is dropped and its output handed to the
+    /// join handle before this returns.
+    ///
+    /// # Safety
+    /// The task's `OwnedTask` must stay alive, and nothing else may touch
+    /// its future, until this returns.
+    pub(crate) unsafe fn poll(self) -> bool {
+        // SAFETY: the `OwnedTask` keeps the block alive (caller's promise).
+        let header = unsafe { self.header.as_ref() };
+        header.clear_queued();
+        let waker = WakerRef::new(header);
+        let mut cx = Context::from_waker(&waker);
+        // SAFETY: the block is alive and, by the caller's promise, we have
+        // the exclusive access to the future that `poll` requires.
+        unsafe { (header.vtable.poll)(self.header, &mut cx) }
+    }
+}
+
+impl Drop for OwnedTask {
+    fn drop(&mut self) {
+        // SAFETY: as in `poll`; then we give up our count.
+        unsafe {
+            (self.header.as_ref().vtable.drop_future)(self.header);
+            Header::drop_ref(self.header);
+        }
+    }
+}
+
+/// Why a join handle has no output: the task was aborted or dropped before
+/// it completed (its executor ended, or a run halted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Canceled;
+
+/// Awaits a task's output. Dropping it detaches the task.
+pub struct JoinHandle<T> {
+    prefix: NonNull<Prefix<T>>,
+    _output: PhantomData<T>,
+}
+
+// SAFETY: a handle reaches the header (thread-safe) and the join state
+// (behind a lock); the output it may take out is `Send`.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: as above; `&JoinHandle` only locks the join state.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> Unpin for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    fn prefix(&self) -> &Prefix<T> {
+        // SAFETY: we own a count, so the block is alive; it starts with a
+        // `Prefix<T>` (`repr(C)`, `T` is the task's output type).
+        unsafe { self.prefix.as_ref() }
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.prefix().header.id()
+    }
+
+    /// Aborts the task: its handle resolves to `Err(Canceled)` and its
+    /// future is dropped (at once, or right after its current poll if it is
+    /// aborting itself). Does nothing to a task that already completed.
+    pub fn abort(&self) {
+        let prefix = self.prefix();
+        if prefix.finish(None) {
+            prefix.header.shared.abort(prefix.header.id());
+        }
+    }
+
+    /// Takes the output if the task has completed and nobody took it yet.
+    pub fn try_take(&mut self) -> Option<T> {
+        let mut join = self.prefix().join.lock();
+        match std::mem::replace(&mut *join, Join::Taken) {
+            Join::Done(value) => Some(value),
+            other => {
+                *join = other;
+                None
+            }
+        }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, Canceled>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut join = self.prefix().join.lock();
+        match &mut *join {
+            Join::Waiting(waker) => {
+                match waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Join::Done(_) => match std::mem::replace(&mut *join, Join::Taken) {
+                Join::Done(value) => Poll::Ready(Ok(value)),
+                _ => unreachable!("matched Done above"),
+            },
+            Join::Closed | Join::Taken => {
+                *join = Join::Taken;
+                Poll::Ready(Err(Canceled))
+            }
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // SAFETY: we own one count of the task and give it up.
+        unsafe { Header::drop_ref(self.prefix.cast()) }
+    }
+}
+
+/// Bytes of the heap block a task running `future` gets.
+#[cfg(test)]
+pub(crate) fn block_size<F: Future>(_future: &F) -> usize {
+    // `Arc`'s two counts precede the task.
+    std::mem::size_of::<Task<F>>() + 2 * std::mem::size_of::<usize>()
+}
