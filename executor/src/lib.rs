@@ -41,9 +41,10 @@ pub use schedule::{shrink, Decision, ParseError, Recorder, Replay, Schedule};
 pub use scheduler::{below, shuffle, Strategy, Uniform};
 
 use arena::{Arena, Slot};
-use parking_lot::Mutex;
+use parking_lot::ReentrantMutex;
 use std::{
     any::Any,
+    cell::RefCell,
     fmt::Write as _,
     future::Future,
     panic::{catch_unwind, AssertUnwindSafe},
@@ -110,7 +111,12 @@ struct State {
 /// One executor's state, shared by its `Core` handles and its tasks' blocks
 /// (whose headers point here so wakers and join handles can reach it).
 pub(crate) struct Shared {
-    state: Mutex<State>,
+    /// Re-entrant on the thread holding it: the run loop holds it for a
+    /// whole round, and the tasks it polls re-enter it (a thread-id compare,
+    /// no atomic read-modify-write) to reach the state. Other threads wait
+    /// for the round to end. Every access goes through a `RefCell` borrow
+    /// that is never held while user code (a future, a waker) runs.
+    state: ReentrantMutex<RefCell<State>>,
     queue: ReadyQueue,
     cycle: u64,
     deadline: Option<u64>,
@@ -120,7 +126,8 @@ impl Shared {
     /// See [`Core::abort`].
     fn abort(&self, id: TaskId) -> bool {
         let removed = {
-            let mut state = self.state.lock();
+            let guard = self.state.lock();
+            let mut state = guard.borrow_mut();
             let Some(slot) = state.arena.get_mut(id) else {
                 return false;
             };
@@ -181,7 +188,7 @@ impl Executor {
         Self {
             core: Core {
                 shared: Arc::new(Shared {
-                    state: Mutex::new(state),
+                    state: ReentrantMutex::new(RefCell::new(state)),
                     queue: ReadyQueue::default(),
                     cycle,
                     deadline,
@@ -224,10 +231,10 @@ impl Executor {
         let shared = &*self.core.shared;
         let queue = shared.queue.enter();
         let mut root = self.core.spawn(label.into(), root);
-        shared.state.lock().root = Some(root.id());
+        shared.state.lock().borrow_mut().root = Some(root.id());
         let result = self.run_loop(&queue, halt);
         if let Ok(false) = result {
-            shared.state.lock().finished = true;
+            shared.state.lock().borrow_mut().finished = true;
         }
         drop(queue);
         self.core.clear();
@@ -242,9 +249,10 @@ impl Executor {
         let mut held: Vec<TaskId> = Vec::new();
         let mut wakers: Vec<Waker> = Vec::new();
         loop {
+            let round = shared.state.lock();
             // Pick this round's tasks.
             let run = {
-                let mut state = shared.state.lock();
+                let mut state = round.borrow_mut();
                 if let Some(deadline) = shared.deadline {
                     if state.now >= deadline {
                         return Err(Failure::Timeout(format!(
@@ -267,13 +275,13 @@ impl Executor {
             };
             held.extend_from_slice(&batch[run..]);
 
-            if let Some(root_completed) = self.poll_batch(&batch[..run], halt)? {
+            if let Some(root_completed) = self.poll_batch(&round, &batch[..run], halt)? {
                 return Ok(root_completed);
             }
 
             // Advance time, skip ahead when idle, fire due timers.
             let pending_timers = {
-                let mut state = shared.state.lock();
+                let mut state = round.borrow_mut();
                 let now = state.now.checked_add(shared.cycle).unwrap_or_else(|| {
                     panic!(
                         "virtual time overflowed (it is kept in u64 nanoseconds since the epoch)"
@@ -296,6 +304,7 @@ impl Executor {
                 state.wheel.len()
             };
             wakers.drain(..).for_each(Waker::wake);
+            drop(round);
 
             if held.is_empty() && pending_timers == 0 && queue.is_empty() {
                 return Err(Failure::Stalled(self.core.stall_report()));
@@ -307,11 +316,16 @@ impl Executor {
     /// (putting a task back and taking the next share one critical
     /// section). Returns `Some(true)` once the root completes, `Some(false)`
     /// if the run reached an `AfterPolls` halt, `None` otherwise.
-    fn poll_batch(&self, ids: &[TaskId], halt: Option<Halt>) -> Result<Option<bool>, Failure> {
-        let shared = &*self.core.shared;
-        // What finished tasks leave behind, dropped once the lock is released.
+    fn poll_batch(
+        &self,
+        round: &RefCell<State>,
+        ids: &[TaskId],
+        halt: Option<Halt>,
+    ) -> Result<Option<bool>, Failure> {
+        // What finished tasks leave behind, dropped once the state is
+        // released.
         let mut finished: Option<Slot> = None;
-        let mut state = shared.state.lock();
+        let mut state = round.borrow_mut();
         for &id in ids {
             if let Some(Halt::AfterPolls(limit)) = halt {
                 if state.polls >= limit {
@@ -340,7 +354,7 @@ impl Executor {
             // while the loop runs).
             let result = catch_unwind(AssertUnwindSafe(|| unsafe { poller.poll() }));
 
-            state = shared.state.lock();
+            state = round.borrow_mut();
             state.current = None;
             let slot = state.arena.get_mut(id).expect("polled task left the arena");
             slot.polling = false;
@@ -382,7 +396,7 @@ impl Executor {
 impl Core {
     /// Current virtual time in nanoseconds since the epoch.
     pub fn now(&self) -> u64 {
-        self.shared.state.lock().now
+        self.shared.state.lock().borrow().now
     }
 
     /// Spawns a task; it runs in a later round of the loop. Dropping the
@@ -393,7 +407,8 @@ impl Core {
         F::Output: Send + 'static,
     {
         let handle = {
-            let mut state = self.shared.state.lock();
+            let guard = self.shared.state.lock();
+            let mut state = guard.borrow_mut();
             let now = state.now;
             let seq = state.arena.next_seq();
             state
@@ -407,7 +422,8 @@ impl Core {
 
     /// Label of the task being polled right now, if any.
     pub fn current_label(&self) -> Option<Arc<str>> {
-        let state = self.shared.state.lock();
+        let guard = self.shared.state.lock();
+        let state = guard.borrow();
         let id = state.current?;
         state.arena.get(id).map(|slot| slot.label.clone())
     }
@@ -430,7 +446,8 @@ impl Core {
 
     /// Draws a random number from the strategy (audited).
     pub fn next_u64(&self) -> u64 {
-        let mut state = self.shared.state.lock();
+        let guard = self.shared.state.lock();
+        let mut state = guard.borrow_mut();
         let value = state.strategy.next_u64();
         state.digest.event(digest::kind::RANDOM, value);
         value
@@ -439,7 +456,8 @@ impl Core {
     /// Fills `dest` with random bytes: one audited draw per 8 bytes, exactly
     /// as repeated [`Core::next_u64`] calls would, under one lock.
     pub fn fill_bytes(&self, dest: &mut [u8]) {
-        let mut state = self.shared.state.lock();
+        let guard = self.shared.state.lock();
+        let mut state = guard.borrow_mut();
         for chunk in dest.chunks_mut(8) {
             let value = state.strategy.next_u64();
             state.digest.event(digest::kind::RANDOM, value);
@@ -452,62 +470,70 @@ impl Core {
         self.shared
             .state
             .lock()
+            .borrow_mut()
             .digest
             .event_bytes(kind, word, bytes);
     }
 
     /// The audit digest so far, as hex.
     pub fn digest(&self) -> String {
-        self.shared.state.lock().digest.hex()
+        self.shared.state.lock().borrow().digest.hex()
     }
 
     /// The strategy's name (for reproduction messages).
     pub fn strategy_name(&self) -> String {
-        self.shared.state.lock().strategy.name()
+        self.shared.state.lock().borrow().strategy.name()
     }
 
     /// The schedule recorded so far, if the strategy is a
     /// [`Recorder`].
     pub fn recording(&self) -> Option<Schedule> {
-        self.shared.state.lock().strategy.recording().cloned()
+        self.shared
+            .state
+            .lock()
+            .borrow()
+            .strategy
+            .recording()
+            .cloned()
     }
 
     /// Starts tracing every audit event (see [`Trace`]); a successor keeps
     /// tracing.
     pub fn enable_trace(&self) {
-        self.shared.state.lock().digest.enable_trace();
+        self.shared.state.lock().borrow_mut().digest.enable_trace();
     }
 
     /// The trace so far, if tracing is on.
     pub fn trace(&self) -> Option<Trace> {
-        self.shared.state.lock().digest.trace().cloned()
+        self.shared.state.lock().borrow().digest.trace().cloned()
     }
 
     /// Whether the run is over: its root task completed, or
     /// [`Executor::run_until`] halted it.
     pub fn finished(&self) -> bool {
-        self.shared.state.lock().finished
+        self.shared.state.lock().borrow().finished
     }
 
     /// Number of live tasks.
     pub fn tasks(&self) -> usize {
-        self.shared.state.lock().arena.len()
+        self.shared.state.lock().borrow().arena.len()
     }
 
     /// Number of polls so far.
     pub fn polls(&self) -> u64 {
-        self.shared.state.lock().polls
+        self.shared.state.lock().borrow().polls
     }
 
     /// Number of pending timers.
     pub fn timers(&self) -> usize {
-        self.shared.state.lock().wheel.len()
+        self.shared.state.lock().borrow().wheel.len()
     }
 
     /// A fresh executor that continues this one's virtual time, strategy
     /// (random stream) and audit digest, with no tasks or timers.
     pub fn successor(&self) -> Executor {
-        let state = self.shared.state.lock();
+        let guard = self.shared.state.lock();
+        let state = guard.borrow();
         let next = State {
             arena: Arena::default(),
             wheel: Wheel::new(state.now),
@@ -525,7 +551,8 @@ impl Core {
     /// Drops every task and timer (outside the lock).
     fn clear(&self) {
         let (slots, wakers) = {
-            let mut state = self.shared.state.lock();
+            let guard = self.shared.state.lock();
+            let mut state = guard.borrow_mut();
             (state.arena.drain(), state.wheel.clear())
         };
         drop(slots);
@@ -533,7 +560,8 @@ impl Core {
     }
 
     fn stall_report(&self) -> String {
-        let state = self.shared.state.lock();
+        let guard = self.shared.state.lock();
+        let state = guard.borrow();
         let tasks = state.arena.tasks();
         let mut report = format!(
             "runtime stalled at {:?} (virtual): no task is ready and no timer is pending; {} task(s) wait forever:",
@@ -567,7 +595,8 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let mut state = this.core.shared.state.lock();
+        let guard = this.core.shared.state.lock();
+        let mut state = guard.borrow_mut();
         if state.now >= this.deadline {
             let stale = this.timer.take().and_then(|id| state.wheel.cancel(id));
             drop(state);
@@ -585,7 +614,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(id) = self.timer.take() {
-            let waker = self.core.shared.state.lock().wheel.cancel(id);
+            let waker = self.core.shared.state.lock().borrow_mut().wheel.cancel(id);
             drop(waker);
         }
     }

@@ -1,6 +1,7 @@
 //! Run-loop tests: ordering, time, stalls, timeouts, aborts, held-back tasks.
 
 use super::*;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const MS: u64 = 1_000_000;
