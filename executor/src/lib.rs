@@ -97,7 +97,7 @@ pub enum Failure {
 
 struct State {
     arena: Arena,
-    wheel: Wheel,
+    wheel: Wheel<Wake>,
     now: u64,
     strategy: Box<dyn Strategy>,
     digest: Digest,
@@ -247,7 +247,7 @@ impl Executor {
         let shared = &*self.core.shared;
         let mut batch: Vec<TaskId> = Vec::new();
         let mut held: Vec<TaskId> = Vec::new();
-        let mut wakers: Vec<Waker> = Vec::new();
+        let mut fired: Vec<Wake> = Vec::new();
         loop {
             let round = shared.state.lock();
             // Pick this round's tasks.
@@ -288,22 +288,28 @@ impl Executor {
                     )
                 });
                 let mut now = now;
-                if held.is_empty() && queue.is_empty() {
+                state.wheel.expire(now, &mut fired);
+                // Only an idle run looks for the next deadline (which costs
+                // cascading): skip ahead to it, but not past the halt.
+                if fired.is_empty() && held.is_empty() && queue.is_empty() {
                     if let Some(next) = state.wheel.next_deadline() {
-                        // An idle run skips ahead, but not past its halt.
                         let next = match halt {
                             Some(Halt::At(at)) => next.min(at),
                             _ => next,
                         };
-                        now = now.max(next);
+                        if next > now {
+                            now = next;
+                            state.wheel.expire(now, &mut fired);
+                        }
                     }
                 }
                 state.now = now;
                 state.digest.event(digest::kind::TIME, now);
-                state.wheel.expire(now, &mut wakers);
                 state.wheel.len()
             };
-            wakers.drain(..).for_each(Waker::wake);
+            for wake in fired.drain(..) {
+                wake.wake(&round);
+            }
             drop(round);
 
             if held.is_empty() && pending_timers == 0 && queue.is_empty() {
@@ -590,6 +596,43 @@ pub struct Sleep {
     timer: Option<TimerId>,
 }
 
+/// What a timer wakes when it fires.
+enum Wake {
+    /// A task of this executor, by id: no waker reference count to touch.
+    Task(TaskId),
+    /// Any other waker (a combinator's, another executor's).
+    Waker(Waker),
+}
+
+impl Wake {
+    fn new(waker: &Waker, shared: &Shared) -> Self {
+        match waker::task_of(waker, shared) {
+            Some(id) => Wake::Task(id),
+            None => Wake::Waker(waker.clone()),
+        }
+    }
+
+    fn will_wake(&self, waker: &Waker, shared: &Shared) -> bool {
+        match self {
+            Wake::Task(id) => waker::task_of(waker, shared) == Some(*id),
+            Wake::Waker(own) => own.will_wake(waker),
+        }
+    }
+
+    /// Wakes the task (a finished one is skipped). Called with the state
+    /// lock held but not borrowed: a foreign waker may call back in.
+    fn wake(self, state: &RefCell<State>) {
+        match self {
+            Wake::Task(id) => {
+                if let Some(slot) = state.borrow().arena.get(id) {
+                    slot.task.header().wake();
+                }
+            }
+            Wake::Waker(waker) => waker.wake(),
+        }
+    }
+}
+
 impl Future for Sleep {
     type Output = ();
 
@@ -603,10 +646,21 @@ impl Future for Sleep {
             drop(stale);
             return Poll::Ready(());
         }
-        match this.timer {
-            Some(id) if state.wheel.update(id, cx.waker()) => {}
-            _ => this.timer = Some(state.wheel.insert(this.deadline, cx.waker().clone())),
-        }
+        let shared = &*this.core.shared;
+        let stale = match this.timer.and_then(|id| state.wheel.get_mut(id)) {
+            Some(wake) if wake.will_wake(cx.waker(), shared) => None,
+            Some(wake) => Some(std::mem::replace(wake, Wake::new(cx.waker(), shared))),
+            None => {
+                this.timer = Some(
+                    state
+                        .wheel
+                        .insert(this.deadline, Wake::new(cx.waker(), shared)),
+                );
+                None
+            }
+        };
+        drop(state);
+        drop(stale);
         Poll::Pending
     }
 }

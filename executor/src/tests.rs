@@ -375,3 +375,59 @@ fn fill_bytes_matches_repeated_draws() {
     assert_eq!(&bytes[..], &expected[..20]);
     assert_eq!(a.core().digest(), b.core().digest(), "same audited draws");
 }
+
+/// Wakes a flag, then the task waker it wraps: a waker that is not ours.
+struct Foreign {
+    woke: AtomicUsize,
+    inner: Waker,
+}
+
+impl std::task::Wake for Foreign {
+    fn wake(self: Arc<Self>) {
+        self.woke.fetch_add(1, Ordering::SeqCst);
+        self.inner.wake_by_ref();
+    }
+}
+
+#[test]
+fn timers_wake_foreign_wakers_and_follow_a_sleep_between_tasks() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    run_ok(&exec, async move {
+        // A sleep first polled through a combinator's own waker.
+        let mut sleep = Box::pin(c.sleep_until(5 * MS));
+        let mut foreign: Option<Arc<Foreign>> = None;
+        let foreign = std::future::poll_fn(move |cx| {
+            let foreign = foreign.get_or_insert_with(|| {
+                Arc::new(Foreign {
+                    woke: AtomicUsize::new(0),
+                    inner: cx.waker().clone(),
+                })
+            });
+            let waker = Waker::from(foreign.clone());
+            let mut inner = Context::from_waker(&waker);
+            match sleep.as_mut().poll(&mut inner) {
+                Poll::Ready(()) => Poll::Ready(foreign.woke.load(Ordering::SeqCst)),
+                Poll::Pending => Poll::Pending,
+            }
+        });
+        assert_eq!(foreign.await, 1, "the combinator's waker fired once");
+        assert_eq!(c.now(), 5 * MS);
+
+        // A sleep registered by one task and awaited by another after the
+        // first finished.
+        let mut sleep = Box::pin(c.sleep_until(9 * MS));
+        let first = c.spawn("first".into(), async move {
+            let pending = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
+            assert!(pending.is_pending());
+            sleep
+        });
+        let sleep = first.await.expect("first finished");
+        let c2 = c.clone();
+        let second = c.spawn("second".into(), async move {
+            sleep.await;
+            c2.now()
+        });
+        assert_eq!(second.await, Ok(9 * MS), "second woke at the deadline");
+    });
+}

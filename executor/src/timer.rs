@@ -1,8 +1,9 @@
 //! A hierarchical timer wheel over virtual nanoseconds.
 //!
 //! # What this module owns
-//! Every pending timer: its deadline, its registration order and the waker to
-//! call when it fires. Eleven levels of 64 slots cover the whole `u64`
+//! Every pending timer: its deadline, its registration order and what to
+//! wake when it fires (`W`: a waker, or whatever the executor uses to name a
+//! task without touching a waker's reference count). Eleven levels of 64 slots cover the whole `u64`
 //! nanosecond range; level `l` slots are `64^l` ns wide. A timer sits at the
 //! level of the highest 6-bit group in which its deadline differs from the
 //! wheel's current time, so it is re-filed ("cascaded") at most ten times on
@@ -21,7 +22,6 @@
 //!   finding the next deadline scans at most 11 occupancy words.
 
 use slab::Slab;
-use std::task::Waker;
 
 const LEVELS: usize = 11;
 const SLOT_BITS: u32 = 6;
@@ -35,10 +35,10 @@ pub struct TimerId {
     seq: u64,
 }
 
-struct Entry {
+struct Entry<W> {
     deadline: u64,
     seq: u64,
-    waker: Waker,
+    waker: W,
     level: u8,
     slot: u8,
     prev: u32,
@@ -56,13 +56,14 @@ const EMPTY: List = List {
     tail: NIL,
 };
 
-pub(crate) struct Wheel {
+pub(crate) struct Wheel<W> {
     elapsed: u64,
-    entries: Slab<Entry>,
+    entries: Slab<Entry<W>>,
     lists: [[List; SLOTS as usize]; LEVELS],
     occupied: [u64; LEVELS],
     next_seq: u64,
-    scratch: Vec<(u64, u32)>,
+    /// Reused buffer of (deadline, registration, entry) for firing.
+    scratch: Vec<(u64, u64, u32)>,
 }
 
 fn level_for(elapsed: u64, deadline: u64) -> usize {
@@ -75,7 +76,7 @@ fn slot_for(deadline: u64, level: usize) -> usize {
     ((deadline >> (SLOT_BITS as usize * level)) & (SLOTS - 1)) as usize
 }
 
-impl Wheel {
+impl<W> Wheel<W> {
     pub(crate) fn new(now: u64) -> Self {
         Self {
             elapsed: now,
@@ -93,7 +94,7 @@ impl Wheel {
 
     /// Registers a timer. `deadline` must not be before the wheel's time
     /// (callers resolve past deadlines themselves).
-    pub(crate) fn insert(&mut self, deadline: u64, waker: Waker) -> TimerId {
+    pub(crate) fn insert(&mut self, deadline: u64, waker: W) -> TimerId {
         debug_assert!(deadline >= self.elapsed);
         let deadline = deadline.max(self.elapsed);
         let seq = self.next_seq;
@@ -112,23 +113,19 @@ impl Wheel {
         TimerId { index, seq }
     }
 
-    /// Replaces the waker of a pending timer (a sleep polled from a new task
-    /// context). Returns false if the timer already fired or was cancelled.
-    pub(crate) fn update(&mut self, id: TimerId, waker: &Waker) -> bool {
+    /// What a pending timer wakes (to replace it when a sleep is polled
+    /// from a new task context); `None` if it already fired or was
+    /// cancelled.
+    pub(crate) fn get_mut(&mut self, id: TimerId) -> Option<&mut W> {
         match self.entries.get_mut(id.index as usize) {
-            Some(entry) if entry.seq == id.seq => {
-                if !entry.waker.will_wake(waker) {
-                    entry.waker = waker.clone();
-                }
-                true
-            }
-            _ => false,
+            Some(entry) if entry.seq == id.seq => Some(&mut entry.waker),
+            _ => None,
         }
     }
 
     /// Removes a pending timer and returns its waker (to be dropped by the
     /// caller outside any lock). A stale id returns `None`.
-    pub(crate) fn cancel(&mut self, id: TimerId) -> Option<Waker> {
+    pub(crate) fn cancel(&mut self, id: TimerId) -> Option<W> {
         match self.entries.get(id.index as usize) {
             Some(entry) if entry.seq == id.seq => {}
             _ => return None,
@@ -146,14 +143,14 @@ impl Wheel {
                 return Some(start);
             }
             self.elapsed = self.elapsed.max(start);
-            self.cascade(level, slot, u64::MAX);
+            self.cascade(level, slot, u64::MAX, None);
         }
     }
 
     /// Fires every timer due at or before `now`, appending their wakers to
     /// `out` in (deadline, registration) order, and sets the wheel's time to
     /// `now`.
-    pub(crate) fn expire(&mut self, now: u64, out: &mut Vec<Waker>) {
+    pub(crate) fn expire(&mut self, now: u64, out: &mut Vec<W>) {
         if now < self.elapsed {
             // `next_deadline` moved the wheel ahead to find the earliest
             // deadline, and the caller then stopped short of it (a run halted
@@ -168,14 +165,14 @@ impl Wheel {
             if level == 0 {
                 self.fire(slot, out);
             } else {
-                self.cascade(level, slot, now);
+                self.cascade(level, slot, now, Some(out));
             }
         }
         self.elapsed = self.elapsed.max(now);
     }
 
     /// Removes every timer, returning their wakers.
-    pub(crate) fn clear(&mut self) -> Vec<Waker> {
+    pub(crate) fn clear(&mut self) -> Vec<W> {
         self.lists = [[EMPTY; SLOTS as usize]; LEVELS];
         self.occupied = [0; LEVELS];
         self.entries.drain().map(|entry| entry.waker).collect()
@@ -204,22 +201,19 @@ impl Wheel {
         Some((level, slot, start))
     }
 
-    fn fire(&mut self, slot: usize, out: &mut Vec<Waker>) {
-        let mut scratch = std::mem::take(&mut self.scratch);
+    fn fire(&mut self, slot: usize, out: &mut Vec<W>) {
+        let mut due = std::mem::take(&mut self.scratch);
         let mut index = self.lists[0][slot].head;
         while index != NIL {
             let entry = &self.entries[index as usize];
-            scratch.push((entry.seq, index));
+            due.push((entry.deadline, entry.seq, index));
             index = entry.next;
         }
         self.lists[0][slot] = EMPTY;
         self.occupied[0] &= !(1 << slot);
         // Timers cascaded into this slot may sit after later registrations.
-        scratch.sort_unstable_by_key(|(seq, _)| *seq);
-        for (_, index) in scratch.drain(..) {
-            out.push(self.entries.remove(index as usize).waker);
-        }
-        self.scratch = scratch;
+        self.fire_due(&mut due, out);
+        self.scratch = due;
     }
 
     /// Re-files the timers of `slot`, the first occupied slot of the lowest
@@ -228,7 +222,12 @@ impl Wheel {
     /// point and it lies inside the slot's range (so no other slot is
     /// skipped), and from there each timer drops straight to the level its
     /// remaining distance needs instead of one level per cascade.
-    fn cascade(&mut self, level: usize, slot: usize, limit: u64) {
+    ///
+    /// With `fire`, timers already due at `limit` fire at once (in deadline,
+    /// then registration order) instead of being re-filed first: they are
+    /// the earliest pending timers, since lower levels are empty and every
+    /// other slot covers later times.
+    fn cascade(&mut self, level: usize, slot: usize, limit: u64, fire: Option<&mut Vec<W>>) {
         let mut index = self.lists[level][slot].head;
         let mut earliest = u64::MAX;
         while index != NIL {
@@ -240,10 +239,29 @@ impl Wheel {
         let mut index = self.lists[level][slot].head;
         self.lists[level][slot] = EMPTY;
         self.occupied[level] &= !(1 << slot);
+        let mut due = std::mem::take(&mut self.scratch);
         while index != NIL {
-            let next = self.entries[index as usize].next;
-            self.link(index);
+            let entry = &self.entries[index as usize];
+            let next = entry.next;
+            if fire.is_some() && entry.deadline <= limit {
+                due.push((entry.deadline, entry.seq, index));
+            } else {
+                self.link(index);
+            }
             index = next;
+        }
+        if let Some(out) = fire {
+            self.fire_due(&mut due, out);
+        }
+        self.scratch = due;
+    }
+
+    /// Removes the timers in `due` and hands out what they wake, in
+    /// (deadline, registration) order.
+    fn fire_due(&mut self, due: &mut Vec<(u64, u64, u32)>, out: &mut Vec<W>) {
+        due.sort_unstable_by_key(|&(deadline, seq, _)| (deadline, seq));
+        for (_, _, index) in due.drain(..) {
+            out.push(self.entries.remove(index as usize).waker);
         }
     }
 
@@ -293,7 +311,7 @@ mod tests {
     use super::*;
     use std::{
         sync::{Arc, Mutex},
-        task::Wake,
+        task::{Wake, Waker},
     };
 
     struct Recorder {
@@ -315,7 +333,7 @@ mod tests {
     }
 
     /// Fires everything, returning (timer id, time it fired) in firing order.
-    fn run_all(wheel: &mut Wheel, log: &Arc<Mutex<Vec<usize>>>) -> Vec<(usize, u64)> {
+    fn run_all(wheel: &mut Wheel<Waker>, log: &Arc<Mutex<Vec<usize>>>) -> Vec<(usize, u64)> {
         let mut fired = Vec::new();
         while let Some(deadline) = wheel.next_deadline() {
             let mut out = Vec::new();
@@ -426,7 +444,7 @@ mod tests {
             wheel.cancel(b).is_none(),
             "fired timers cannot be cancelled"
         );
-        assert!(!wheel.update(b, &out[0]));
+        assert!(wheel.get_mut(b).is_none(), "fired timers are gone");
         assert_eq!(wheel.next_deadline(), None);
     }
 

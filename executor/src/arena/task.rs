@@ -71,6 +71,11 @@ impl Header {
         TaskId::new(self.index, self.seq)
     }
 
+    /// The state of the executor the task belongs to.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Puts the task in its executor's ready queue unless it is there
     /// already.
     pub(crate) fn wake(&self) {
