@@ -483,7 +483,7 @@ where
                     (last_term, last_index) >= (self.log.last_term(), self.log.last_index());
                 let granted = term == state.term
                     && up_to_date
-                    && state.vote.map_or(true, |vote| vote == candidate);
+                    && state.vote.is_none_or(|vote| vote == candidate);
                 if granted {
                     if state.vote.is_none() {
                         let vote = Some(candidate);

@@ -110,7 +110,7 @@ impl Schedule {
         if order.is_empty() && !hold {
             return;
         }
-        debug_assert!(self.entries.last().map_or(true, |last| last.round < round));
+        debug_assert!(self.entries.last().is_none_or(|last| last.round < round));
         self.tasks.extend_from_slice(order);
         self.entries.push(Entry {
             round,

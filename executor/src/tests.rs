@@ -417,6 +417,8 @@ fn timers_wake_foreign_wakers_and_follow_a_sleep_between_tasks() {
         // A sleep registered by one task and awaited by another after the
         // first finished.
         let mut sleep = Box::pin(c.sleep_until(9 * MS));
+        // Handing the (pending) sleep back to the root is the point.
+        #[allow(clippy::async_yields_async)]
         let first = c.spawn("first".into(), async move {
             let pending = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
             assert!(pending.is_pending());
