@@ -131,11 +131,11 @@ impl Shared {
             let Some(slot) = state.arena.get_mut(id) else {
                 return false;
             };
-            if slot.aborted {
+            if slot.aborted() {
                 return false;
             }
-            let removed = if slot.polling {
-                slot.aborted = true;
+            let removed = if slot.polling() {
+                slot.set_aborted();
                 None
             } else {
                 state.arena.remove(id)
@@ -346,7 +346,7 @@ impl Executor {
                 continue;
             };
             slot.last_polled = now;
-            slot.polling = true;
+            slot.set_polling(true);
             let poller = slot.task.poller();
             state.current = Some(id);
             state.polls += 1;
@@ -363,10 +363,10 @@ impl Executor {
             state = round.borrow_mut();
             state.current = None;
             let slot = state.arena.get_mut(id).expect("polled task left the arena");
-            slot.polling = false;
+            slot.set_polling(false);
             match result {
                 Ok(false) => {
-                    if slot.aborted {
+                    if slot.aborted() {
                         finished = state.arena.remove(id);
                     }
                 }

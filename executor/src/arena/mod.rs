@@ -22,7 +22,10 @@ pub(crate) use task::{Header, OwnedTask};
 
 use crate::Shared;
 use slab::Slab;
-use std::{future::Future, sync::Arc};
+use std::{
+    future::Future,
+    sync::{atomic::Ordering, Arc},
+};
 
 /// Identifies one task for the life of its executor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,20 +50,36 @@ impl TaskId {
     }
 }
 
+/// A live task. Its `polling` and `aborted` marks live in the task's
+/// header, where they fit in padding.
 pub(crate) struct Slot {
     pub(crate) task: OwnedTask,
     pub(crate) label: Arc<str>,
     /// Virtual time (ns) of the last poll, or of the spawn before any poll.
     pub(crate) last_polled: u64,
-    /// The run loop is polling the future right now.
-    pub(crate) polling: bool,
-    /// Aborted while being polled: to be removed once the poll returns.
-    pub(crate) aborted: bool,
 }
 
 impl Slot {
     pub(crate) fn id(&self) -> TaskId {
         self.task.header().id()
+    }
+
+    /// The run loop is polling the future right now.
+    pub(crate) fn polling(&self) -> bool {
+        self.task.header().polling.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_polling(&self, polling: bool) {
+        self.task.header().polling.store(polling, Ordering::Relaxed);
+    }
+
+    /// Aborted while being polled: to be removed once the poll returns.
+    pub(crate) fn aborted(&self) -> bool {
+        self.task.header().aborted.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_aborted(&self) {
+        self.task.header().aborted.store(true, Ordering::Relaxed);
     }
 }
 
@@ -92,8 +111,6 @@ impl Arena {
             task,
             label,
             last_polled: now,
-            polling: false,
-            aborted: false,
         });
         handle
     }
@@ -209,10 +226,10 @@ mod tests {
     /// Polls the task in `id`'s slot as the run loop does.
     fn poll(arena: &mut Arena, id: TaskId) -> bool {
         let slot = arena.get_mut(id).expect("live task");
-        slot.polling = true;
+        slot.set_polling(true);
         // SAFETY: the slot stays in the arena, untouched, during the poll.
         let done = unsafe { slot.task.poller().poll() };
-        arena.get_mut(id).expect("live task").polling = false;
+        arena.get_mut(id).expect("live task").set_polling(false);
         done
     }
 
@@ -272,7 +289,7 @@ mod tests {
         let future = async { 0u64 };
         let overhead = task::block_size(&future) - std::mem::size_of_val(&future);
         assert!(overhead <= 96, "task block overhead {overhead} bytes");
-        assert!(std::mem::size_of::<Slot>() <= 40);
+        assert!(std::mem::size_of::<Slot>() <= 32);
     }
 
     /// Polls a handle to completion with a no-op waker (it must be ready).

@@ -64,6 +64,12 @@ pub(crate) struct Header {
     index: u32,
     /// Whether the task sits in the ready queue (see `waker.rs`).
     queued: AtomicBool,
+    /// The run loop is polling the future right now. Like `aborted`, only
+    /// read and written with the executor's state lock held (atomic only
+    /// so the header stays `Sync`; relaxed accesses are plain moves).
+    pub(crate) polling: AtomicBool,
+    /// Aborted while being polled: to be removed once the poll returns.
+    pub(crate) aborted: AtomicBool,
 }
 
 impl Header {
@@ -244,6 +250,8 @@ where
                 seq: id.seq(),
                 index: id.index(),
                 queued: AtomicBool::new(true),
+                polling: AtomicBool::new(false),
+                aborted: AtomicBool::new(false),
             },
             join: Mutex::new(Join::Waiting(None)),
         },
