@@ -41,7 +41,7 @@ pub use schedule::{shrink, Decision, ParseError, Recorder, Replay, Schedule};
 pub use scheduler::{below, shuffle, Strategy, Uniform};
 
 use arena::{Arena, Slot};
-use parking_lot::ReentrantMutex;
+use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 use std::{
     any::Any,
     cell::RefCell,
@@ -111,10 +111,10 @@ struct State {
 /// One executor's state, shared by its `Core` handles and its tasks' blocks
 /// (whose headers point here so wakers and join handles can reach it).
 pub(crate) struct Shared {
-    /// Re-entrant on the thread holding it: the run loop holds it for a
-    /// whole round, and the tasks it polls re-enter it (a thread-id compare,
-    /// no atomic read-modify-write) to reach the state. Other threads wait
-    /// for the round to end. Every access goes through a `RefCell` borrow
+    /// Re-entrant on the thread holding it: the run loop holds it for the
+    /// whole run, and the tasks it polls re-enter it (a thread-id compare,
+    /// no atomic read-modify-write) to reach the state. Other threads get it
+    /// between rounds (the run loop yields it to waiters once per round). Every access goes through a `RefCell` borrow
     /// that is never held while user code (a future, a waker) runs.
     state: ReentrantMutex<RefCell<State>>,
     queue: ReadyQueue,
@@ -248,8 +248,9 @@ impl Executor {
         let mut batch: Vec<TaskId> = Vec::new();
         let mut held: Vec<TaskId> = Vec::new();
         let mut fired: Vec<Wake> = Vec::new();
+        // Held for the whole run; other threads get it between rounds.
+        let mut round = shared.state.lock();
         loop {
-            let round = shared.state.lock();
             // Pick this round's tasks.
             let run = {
                 let mut state = round.borrow_mut();
@@ -307,14 +308,17 @@ impl Executor {
                 state.digest.event(digest::kind::TIME, now);
                 state.wheel.len()
             };
-            for wake in fired.drain(..) {
-                wake.wake(&round);
+            if !fired.is_empty() {
+                for wake in fired.drain(..) {
+                    wake.wake(&round);
+                }
             }
-            drop(round);
 
             if held.is_empty() && pending_timers == 0 && queue.is_empty() {
                 return Err(Failure::Stalled(self.core.stall_report()));
             }
+            // Costs a load unless another thread waits for the state.
+            ReentrantMutexGuard::bump(&mut round);
         }
     }
 

@@ -433,3 +433,26 @@ fn timers_wake_foreign_wakers_and_follow_a_sleep_between_tasks() {
         assert_eq!(second.await, Ok(9 * MS), "second woke at the deadline");
     });
 }
+
+#[test]
+fn other_threads_reach_the_state_between_rounds() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    run_ok(&exec, async move {
+        let done = Arc::new(AtomicUsize::new(0));
+        let (c2, d) = (c.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            // Blocks until the run loop lets go of the state between rounds.
+            let now = c2.now();
+            d.store(1, Ordering::SeqCst);
+            now
+        });
+        let mut rounds = 0;
+        while done.load(Ordering::SeqCst) == 0 {
+            rounds += 1;
+            assert!(rounds < 10_000_000, "the thread never got the state");
+            yield_now().await;
+        }
+        assert!(thread.join().unwrap() <= c.now());
+    });
+}

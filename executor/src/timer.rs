@@ -151,6 +151,10 @@ impl<W> Wheel<W> {
     /// `out` in (deadline, registration) order, and sets the wheel's time to
     /// `now`.
     pub(crate) fn expire(&mut self, now: u64, out: &mut Vec<W>) {
+        if self.entries.is_empty() {
+            self.elapsed = self.elapsed.max(now);
+            return;
+        }
         if now < self.elapsed {
             // `next_deadline` moved the wheel ahead to find the earliest
             // deadline, and the caller then stopped short of it (a run halted
