@@ -430,12 +430,14 @@ impl Core {
         handle
     }
 
-    /// Label of the task being polled right now, if any.
-    pub fn current_label(&self) -> Option<Arc<str>> {
+    /// Calls `f` with the label of the task being polled right now, if any
+    /// (borrowed: no reference count changes hands). `f` runs with the
+    /// state borrowed, so it must not call back into the executor.
+    pub fn with_current_label<R>(&self, f: impl FnOnce(Option<&str>) -> R) -> R {
         let guard = self.shared.state.lock();
         let state = guard.borrow();
-        let id = state.current?;
-        state.arena.get(id).map(|slot| slot.label.clone())
+        let slot = state.current.and_then(|id| state.arena.get(id));
+        f(slot.map(|slot| &*slot.label))
     }
 
     /// Aborts a task: its future is dropped (at once, or right after its

@@ -402,14 +402,13 @@ impl crate::Spawner for Context {
         T: Send + 'static,
     {
         let core = self.core();
-        let prefixed;
-        let label = match core.current_label() {
-            Some(parent) if &*parent != ROOT_TASK && !parent.is_empty() => {
-                prefixed = format!("{parent}_{label}");
-                prefixed.as_str()
+        let prefixed = core.with_current_label(|parent| match parent {
+            Some(parent) if parent != ROOT_TASK && !parent.is_empty() => {
+                Some(format!("{parent}_{label}"))
             }
-            _ => label,
-        };
+            _ => None,
+        });
+        let label = prefixed.as_deref().unwrap_or(label);
         if label == ROOT_TASK {
             panic!("root task cannot be spawned");
         }
