@@ -298,7 +298,13 @@ mod tests {
         let blocks = || Arc::strong_count(&exec.core().shared) - 1;
         let (task, handle) = task(&exec, 1);
         assert_eq!(blocks(), 1);
+        assert_eq!(task.header().refs(), 2, "the owner and the join handle");
+        assert!((*WakerRef::new(task.header()))
+            .clone()
+            .will_wake(&waker(&task)));
+        assert_eq!(task.header().refs(), 2, "both clones above are gone");
         let owned = (*WakerRef::new(task.header())).clone();
+        assert_eq!(task.header().refs(), 3, "an owned waker holds one");
         drop(handle);
         drop(task);
         assert_eq!(blocks(), 1, "the owned waker keeps the block alive");

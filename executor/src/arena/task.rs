@@ -2,7 +2,8 @@
 //!
 //! # What this module owns
 //! The memory behind every spawned task (`Task<F>`) and the three kinds of
-//! reference to it, all counting towards one `Arc<Task<F>>` strong count:
+//! reference to it, each holding one count of the header's `refs` (the last
+//! one out frees the block):
 //! * [`OwnedTask`]: exactly one per task, held by the task's arena slot. It
 //!   alone touches the future: polling it, and dropping it (when the task
 //!   completes, is aborted, or its executor ends).
@@ -24,6 +25,10 @@
 //! * The join state leaves `Waiting` exactly once: to `Done` with the output,
 //!   or to `Closed` if the future was dropped unfinished or the handle
 //!   aborted first. Its waker is woken outside the join lock.
+//! * Reference counting follows `Arc`'s protocol (relaxed increments,
+//!   release decrements, an acquire fence before the free), without `Arc`'s
+//!   unused weak count: eight bytes a task, which keeps a small task's block
+//!   within the allocator's cheapest size classes.
 //! * Spawning requires `F: Send + 'static` and `F::Output: Send + 'static`,
 //!   which is what makes sending and sharing these references sound.
 
@@ -36,6 +41,7 @@ use std::{
     pin::Pin,
     ptr::NonNull,
     sync::{
+        atomic::{fence, AtomicUsize},
         atomic::{AtomicBool, Ordering},
         Arc,
     },
@@ -48,19 +54,19 @@ pub(crate) struct TaskVTable {
     poll: unsafe fn(NonNull<Header>, &mut Context<'_>) -> bool,
     /// Drops the future, if still there, and closes the join state.
     drop_future: unsafe fn(NonNull<Header>),
-    /// Adds one strong count.
-    clone_ref: unsafe fn(NonNull<Header>),
-    /// Releases one strong count, freeing the block after the last.
-    drop_ref: unsafe fn(NonNull<Header>),
+    /// Frees the block (the last reference is gone).
+    free: unsafe fn(NonNull<Header>),
 }
 
 /// The part of a task every reference can see. Field order keeps it at
-/// 32 bytes.
+/// 40 bytes.
 #[repr(C)]
 pub(crate) struct Header {
     vtable: &'static TaskVTable,
     shared: Arc<Shared>,
     seq: u64,
+    /// References to the block: the owner, the join handle, owned wakers.
+    refs: AtomicUsize,
     index: u32,
     /// Whether the task sits in the ready queue (see `waker.rs`).
     queued: AtomicBool,
@@ -97,24 +103,45 @@ impl Header {
         self.queued.store(false, Ordering::Release);
     }
 
-    /// Adds a strong count to the block `header` lives in.
+    /// Adds a reference to the block `header` lives in.
     ///
     /// # Safety
     /// `header` must point into a live task.
     pub(crate) unsafe fn clone_ref(header: NonNull<Header>) {
-        // SAFETY: the caller guarantees the task is alive, so its vtable is
-        // readable and matches its type.
-        unsafe { (header.as_ref().vtable.clone_ref)(header) }
+        // SAFETY: the caller guarantees the task is alive.
+        let refs = unsafe { &header.as_ref().refs };
+        // Relaxed, as `Arc::clone`: a new reference is made from an existing
+        // one, which already orders everything before it.
+        if refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+            // Billions of leaked wakers: stop before the count wraps.
+            std::process::abort();
+        }
     }
 
-    /// Releases a strong count the caller owns.
+    /// Releases a reference the caller owns, freeing the block after the
+    /// last.
     ///
     /// # Safety
     /// `header` must point into a live task and the caller must own one of
-    /// its strong counts, which it gives up here.
+    /// its references, which it gives up here.
     pub(crate) unsafe fn drop_ref(header: NonNull<Header>) {
-        // SAFETY: as in `clone_ref`; the count released is the caller's.
-        unsafe { (header.as_ref().vtable.drop_ref)(header) }
+        // SAFETY: the caller's reference keeps the block alive until the
+        // decrement below.
+        let refs = unsafe { &header.as_ref().refs };
+        if refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // Every other reference's last use happened before its decrement
+        // (release); this fence makes all of them happen before the free.
+        fence(Ordering::Acquire);
+        // SAFETY: we released the last reference, so nothing else can reach
+        // the block; its vtable was chosen for its type.
+        unsafe { (header.as_ref().vtable.free)(header) }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn refs(&self) -> usize {
+        self.refs.load(Ordering::Relaxed)
     }
 }
 
@@ -176,8 +203,7 @@ where
     const VTABLE: TaskVTable = TaskVTable {
         poll: Self::poll,
         drop_future: Self::drop_future,
-        clone_ref: Self::clone_ref,
-        drop_ref: Self::drop_ref,
+        free: Self::free,
     };
 
     /// # Safety (for every function below)
@@ -198,7 +224,7 @@ where
         let Some(future) = slot.as_mut() else {
             return true;
         };
-        // SAFETY: the future lives in the `Arc` block, which never moves,
+        // SAFETY: the future lives in the task's heap block, which never moves,
         // and is dropped in place (`*slot = None`), never moved out.
         let output = match unsafe { Pin::new_unchecked(future) }.poll(cx) {
             Poll::Pending => return false,
@@ -218,16 +244,11 @@ where
         task.prefix.finish(None);
     }
 
-    unsafe fn clone_ref(header: NonNull<Header>) {
-        // SAFETY: the pointer came from `Arc::into_raw` of this type (see
-        // `spawn`) and the block is alive.
-        unsafe { Arc::increment_strong_count(header.cast::<Self>().as_ptr()) }
-    }
-
-    /// Caller gives up one strong count it owns.
-    unsafe fn drop_ref(header: NonNull<Header>) {
-        // SAFETY: as in `clone_ref`; the count released is the caller's.
-        unsafe { Arc::decrement_strong_count(header.cast::<Self>().as_ptr()) }
+    /// Caller released the block's last reference (see `drop_ref`).
+    unsafe fn free(header: NonNull<Header>) {
+        // SAFETY: the block came from `Box::into_raw` of this type (see
+        // `spawn`) and nothing references it any more.
+        drop(unsafe { Box::from_raw(header.cast::<Self>().as_ptr()) });
     }
 }
 
@@ -242,12 +263,14 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let task = Arc::new(Task {
+    let task = Box::new(Task {
         prefix: Prefix {
             header: Header {
                 vtable: &Task::<F>::VTABLE,
                 shared,
                 seq: id.seq(),
+                // The owner's and the join handle's.
+                refs: AtomicUsize::new(2),
                 index: id.index(),
                 queued: AtomicBool::new(true),
                 polling: AtomicBool::new(false),
@@ -257,10 +280,7 @@ where
         },
         future: UnsafeCell::new(Some(future)),
     });
-    // SAFETY: `into_raw` never returns null.
-    let header = unsafe { NonNull::new_unchecked(Arc::into_raw(task).cast_mut()) }.cast::<Header>();
-    // SAFETY: the block is alive: we own the count `into_raw` gave us.
-    unsafe { Header::clone_ref(header) };
+    let header = NonNull::from(Box::leak(task)).cast::<Header>();
     (
         OwnedTask { header },
         JoinHandle {
@@ -421,6 +441,5 @@ impl<T> Drop for JoinHandle<T> {
 /// Bytes of the heap block a task running `future` gets.
 #[cfg(test)]
 pub(crate) fn block_size<F: Future>(_future: &F) -> usize {
-    // `Arc`'s two counts precede the task.
-    std::mem::size_of::<Task<F>>() + 2 * std::mem::size_of::<usize>()
+    std::mem::size_of::<Task<F>>()
 }
