@@ -279,6 +279,7 @@ impl Executor {
             if let Some(root_completed) = self.poll_batch(&round, &batch[..run], halt)? {
                 return Ok(root_completed);
             }
+            release_burst_capacity(&mut batch);
 
             // Advance time, skip ahead when idle, fire due timers.
             let pending_timers = {
@@ -591,6 +592,18 @@ impl Core {
             );
         }
         report
+    }
+}
+
+/// Gives back most of a round buffer's capacity once the burst of wakes
+/// that grew it is over (the buffer alternates with the ready queue's, so
+/// both shrink), so memory returns after a wave of tasks. Small buffers and
+/// buffers still in use keep their capacity, so the steady state does not
+/// reallocate.
+fn release_burst_capacity(batch: &mut Vec<TaskId>) {
+    const KEEP: usize = 1024;
+    if batch.capacity() > KEEP && batch.len() < batch.capacity() / 8 {
+        batch.shrink_to(KEEP.max(batch.len() * 2));
     }
 }
 
