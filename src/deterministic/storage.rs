@@ -120,10 +120,24 @@ impl Image {
 }
 
 /// Writes `src` over `range` of the page in `slot`, copying the page first
-/// if it is shared with another image.
-fn write_page(slot: &mut Option<Arc<Page>>, range: Range<usize>, src: &[u8]) {
+/// if it is shared with another image. A private page comes from `spares`
+/// when one is there.
+fn write_page(slot: &mut Option<Arc<Page>>, range: Range<usize>, src: &[u8], spares: &Spares) {
     if let Some(page) = slot.as_mut().and_then(Arc::get_mut) {
         page[range].copy_from_slice(src);
+        return;
+    }
+    if let Some(mut spare) = spares.take() {
+        let page = Arc::get_mut(&mut spare).expect("spare pages are unshared");
+        // A whole-page write needs no copy of what it overwrites.
+        if src.len() < PAGE {
+            match slot {
+                Some(shared) => page.copy_from_slice(&shared[..]),
+                None => page.fill(0),
+            }
+        }
+        page[range].copy_from_slice(src);
+        *slot = Some(spare);
         return;
     }
     // A whole new page is copied once: no zeroing, and no copy of bytes
@@ -136,6 +150,34 @@ fn write_page(slot: &mut Option<Arc<Page>>, range: Range<usize>, src: &[u8]) {
     }
     let page = slot.get_or_insert_with(|| Arc::new([0; PAGE]));
     Arc::make_mut(page)[range].copy_from_slice(src);
+}
+
+/// Pages a `sync` released, kept for the next copy-on-write instead of
+/// going back to the allocator: an overwrite-heavy workload would otherwise
+/// hand the memory back to the OS at every sync and fault it in again on
+/// the next round (most of such a workload's cost). Bounded, so a disk
+/// keeps at most [`Spares::MAX`] pages (64 MiB) it does not use.
+#[derive(Default)]
+struct Spares {
+    pages: Mutex<Vec<Arc<Page>>>,
+}
+
+impl Spares {
+    const MAX: usize = 16_384;
+
+    fn take(&self) -> Option<Arc<Page>> {
+        self.pages.lock().pop()
+    }
+
+    /// Keeps `page` if nothing else holds it and there is room.
+    fn give(&self, mut page: Arc<Page>) {
+        if Arc::get_mut(&mut page).is_some() {
+            let mut pages = self.pages.lock();
+            if pages.len() < Self::MAX {
+                pages.push(page);
+            }
+        }
+    }
 }
 
 /// What `sync` or `close` last published for one blob.
@@ -174,6 +216,7 @@ impl Partitions {
 #[derive(Default)]
 pub(crate) struct Disk {
     state: Mutex<Partitions>,
+    spares: Spares,
 }
 
 impl Disk {
@@ -204,6 +247,7 @@ impl Disk {
                 versions: state.versions,
                 handles: state.handles,
             }),
+            spares: Spares::default(),
         }
     }
 }
@@ -366,7 +410,7 @@ impl Volatile {
 
     /// Writes `data` at `offset`; `offset + data.len()` is at most
     /// [`MAX_BLOB_LEN`] and `data` is not empty.
-    fn write(&mut self, data: &[u8], offset: u64, end: u64) -> Result<(), Error> {
+    fn write(&mut self, data: &[u8], offset: u64, end: u64, spares: &Spares) -> Result<(), Error> {
         let (last, _) = locate(end - 1);
         let pages = &mut self.image.pages;
         if pages.len() <= last {
@@ -376,7 +420,7 @@ impl Volatile {
             pages.resize(last + 1, None);
         }
         for (index, in_page, in_buf) in spans(offset, data.len()) {
-            write_page(&mut self.image.pages[index], in_page, &data[in_buf]);
+            write_page(&mut self.image.pages[index], in_page, &data[in_buf], spares);
             self.mark(index);
         }
         self.image.len = self.image.len.max(end);
@@ -403,7 +447,7 @@ impl Volatile {
     }
 
     /// Makes `durable` hold this state's contents.
-    fn publish(&mut self, durable: &mut Durable, version: u64) {
+    fn publish(&mut self, durable: &mut Durable, version: u64, spares: &Spares) {
         let pages = &self.image.pages;
         if durable.version == self.base {
             let table = &mut durable.image.pages;
@@ -411,7 +455,9 @@ impl Volatile {
             table.resize(pages.len(), None);
             for &index in &self.dirty {
                 if let (Some(slot), Some(page)) = (table.get_mut(index), pages.get(index)) {
-                    slot.clone_from(page);
+                    if let Some(released) = std::mem::replace(slot, page.clone()) {
+                        spares.give(released);
+                    }
                 }
             }
         } else {
@@ -470,7 +516,7 @@ impl Shared {
         let mut disk = self.disk.state.lock();
         let version = disk.version();
         let durable = disk.durable(&self.partition, &self.name)?;
-        state.publish(durable, version);
+        state.publish(durable, version, &self.disk.spares);
         match &mut state.unsynced {
             Some(changes) if faults.torn => changes.clear(),
             unsynced => *unsynced = faults.torn.then(Vec::new),
@@ -504,12 +550,12 @@ impl Drop for Shared {
                 Change::Write(offset, data) => {
                     let end = offset + data.len() as u64;
                     // Succeeded once on the same image: cannot fail now.
-                    let _ = torn.write(data, *offset, end);
+                    let _ = torn.write(data, *offset, end, &self.disk.spares);
                 }
                 Change::Truncate(len) => torn.truncate(*len),
             }
         }
-        torn.publish(durable, version);
+        torn.publish(durable, version, &self.disk.spares);
     }
 }
 
@@ -605,7 +651,7 @@ impl crate::Blob for Blob {
             .ok_or(Error::OffsetOverflow)?;
         if !buf.is_empty() {
             let mut state = shared.state.lock();
-            state.write(buf, offset, end)?;
+            state.write(buf, offset, end, &shared.disk.spares)?;
             if let Some(changes) = &mut state.unsynced {
                 changes.push(Change::Write(offset, buf.to_vec()));
             }
@@ -670,7 +716,9 @@ mod tests {
 
     fn write(volatile: &mut Volatile, data: &[u8], offset: u64) {
         let end = offset + data.len() as u64;
-        volatile.write(data, offset, end).unwrap();
+        volatile
+            .write(data, offset, end, &Spares::default())
+            .unwrap();
     }
 
     /// Addresses of the pages of an image (`None` for a hole).
@@ -687,7 +735,7 @@ mod tests {
         let (mut volatile, mut durable) = fresh();
         write(&mut volatile, &[1; 100 * PAGE], 0);
         assert_eq!(volatile.dirty.len(), 100);
-        volatile.publish(&mut durable, 2);
+        volatile.publish(&mut durable, 2, &Spares::default());
         assert!(volatile.dirty.is_empty());
         // After a publish both images hold the very same pages.
         assert_eq!(pointers(&volatile.image), pointers(&durable.image));
@@ -698,7 +746,7 @@ mod tests {
         write(&mut volatile, b"yy", 50 * PAGE as u64 + 7);
         write(&mut volatile, b"z", 11);
         assert_eq!(volatile.dirty, vec![0, 50]);
-        volatile.publish(&mut durable, 3);
+        volatile.publish(&mut durable, 3, &Spares::default());
         let after = pointers(&durable.image);
         for (index, (old, new)) in before.iter().zip(&after).enumerate() {
             assert_eq!(old == new, index != 0 && index != 50, "page {index}");
@@ -710,7 +758,7 @@ mod tests {
     fn copy_on_write_keeps_the_durable_image() {
         let (mut volatile, mut durable) = fresh();
         write(&mut volatile, &[1; 10], 0);
-        volatile.publish(&mut durable, 2);
+        volatile.publish(&mut durable, 2, &Spares::default());
         write(&mut volatile, &[2; 3], 4);
         let mut buf = [0u8; 10];
         durable.image.read(&mut buf, 0);
@@ -757,5 +805,37 @@ mod tests {
             ]
         );
         assert_eq!(super::spans(5, 0).count(), 0);
+    }
+
+    #[test]
+    fn released_pages_are_reused_and_read_right() {
+        let spares = Spares::default();
+        let (mut volatile, mut durable) = fresh();
+        let write = |volatile: &mut Volatile, data: &[u8], offset: u64| {
+            let end = offset + data.len() as u64;
+            volatile.write(data, offset, end, &spares).unwrap();
+        };
+        write(&mut volatile, &[1; 3 * PAGE], 0);
+        volatile.publish(&mut durable, 2, &spares);
+        // Overwriting shared pages copies them; publishing releases the old
+        // durable pages, which nothing else holds.
+        write(&mut volatile, &[2; 2 * PAGE], 0);
+        volatile.publish(&mut durable, 3, &spares);
+        assert_eq!(spares.pages.lock().len(), 2);
+        // A partial write takes a spare page and must carry the old bytes.
+        write(&mut volatile, &[3; 10], PAGE as u64 + 5);
+        assert_eq!(spares.pages.lock().len(), 1);
+        let mut buf = vec![0u8; 3 * PAGE];
+        volatile.image.read(&mut buf, 0);
+        assert!(buf[..PAGE + 5].iter().all(|b| *b == 2));
+        assert!(buf[PAGE + 5..PAGE + 15].iter().all(|b| *b == 3));
+        assert!(buf[PAGE + 15..2 * PAGE].iter().all(|b| *b == 2));
+        assert!(buf[2 * PAGE..].iter().all(|b| *b == 1));
+        durable.image.read(&mut buf, 0);
+        assert!(buf[..2 * PAGE].iter().all(|b| *b == 2), "durable untouched");
+        // A page still shared is never kept as a spare.
+        let shared = durable.image.pages[2].clone().unwrap();
+        spares.give(shared);
+        assert_eq!(spares.pages.lock().len(), 1);
     }
 }
