@@ -1,14 +1,14 @@
 //! [`Handle`]: the awaitable, abortable result of a spawned task.
 //!
 //! # What this module owns
-//! The two ways a handle gets its task's result, and the wrappers the
-//! backends put around a spawned future. Both executors deliver a task's
-//! output through their own join handle, which [`Handle`] adopts (no
+//! The two ways a handle gets its task's result, and the deterministic
+//! backend's wrapper around a spawned future. Both executors deliver a
+//! task's output through their own join handle, which [`Handle`] adopts (no
 //! allocation beyond the executor's one block per task): the deterministic
-//! executor's (`commonware_executor::JoinHandle`) and Tokio's. The wrappers,
-//! [`track`] (deterministic: panics propagate to the run loop) and
-//! [`instrument`] (Tokio: panics are caught), count polls and keep the
-//! running-tasks gauge.
+//! executor's (`commonware_executor::JoinHandle`) and Tokio's (which also
+//! reports a panic Tokio caught). [`track`] (deterministic: panics propagate
+//! to the run loop) counts polls and keeps the running-tasks gauge; the
+//! Tokio backend wraps its tasks itself (`tokio::task`).
 //!
 //! # Invariants
 //! * A handle resolves exactly once its task stops existing: `Ok(value)` if
@@ -20,13 +20,10 @@
 //! * The running gauge is decremented exactly once per task, however it ends.
 
 use crate::Error;
-use futures::{future::CatchUnwind, FutureExt};
 use pin_project_lite::pin_project;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use std::{
-    any::Any,
     future::Future,
-    panic::AssertUnwindSafe,
     pin::Pin,
     sync::atomic::Ordering,
     task::{ready, Context, Poll},
@@ -36,9 +33,8 @@ use std::{
 enum Join<T> {
     /// The deterministic executor delivers it.
     Deterministic(commonware_executor::JoinHandle<T>),
-    /// Tokio delivers it (`None` if the task panicked); the slot is `None`
-    /// once the result has been taken.
-    Tokio(Option<::tokio::task::JoinHandle<Option<T>>>),
+    /// Tokio delivers it; the slot is `None` once the result has been taken.
+    Tokio(Option<::tokio::task::JoinHandle<T>>),
 }
 
 /// Handle to a spawned task.
@@ -70,12 +66,10 @@ where
         }
     }
 
-    /// The handle of a Tokio task running an [`instrument`]ed future whose
-    /// output is `None` if it panicked (`Err(Error::Exited)`). A task Tokio
-    /// cancelled (abort, runtime shutdown) resolves to `Err(Error::Closed)`.
-    /// (An `Option` rather than a `Result<T, Error>` keeps the output, which
-    /// Tokio stores in every task, small.)
-    pub(crate) fn tokio(handle: ::tokio::task::JoinHandle<Option<T>>) -> Self {
+    /// The handle of a Tokio task. A task that panicked (Tokio caught it)
+    /// resolves to `Err(Error::Exited)`; one Tokio cancelled (abort, runtime
+    /// shutdown) to `Err(Error::Closed)`.
+    pub(crate) fn tokio(handle: ::tokio::task::JoinHandle<T>) -> Self {
         Self {
             join: Join::Tokio(Some(handle)),
         }
@@ -101,11 +95,9 @@ where
                 };
                 let result = ready!(Pin::new(handle).poll(cx));
                 *slot = None;
-                // Panics are caught inside the task, so a join error is a
-                // cancellation.
                 Poll::Ready(match result {
-                    Ok(Some(value)) => Ok(value),
-                    Ok(None) => Err(Error::Exited),
+                    Ok(value) => Ok(value),
+                    Err(error) if error.is_panic() => Err(Error::Exited),
                     Err(_) => Err(Error::Closed),
                 })
             }
@@ -136,44 +128,12 @@ impl Drop for Running {
 }
 
 pin_project! {
-    /// Runs a spawned future, counting each of its polls, and drops it as
-    /// soon as it completes (before its output is delivered). The wrappers
-    /// here are hand-written futures rather than `async` blocks because an
-    /// `async` block stores a future it captures and then awaits twice (the
-    /// capture and the awaited copy; rustc does not reuse moved-from
-    /// captures), so each layer would add the whole future's size again to
-    /// every task.
-    #[project = CountedProj]
-    #[project_replace = CountedReplace]
-    enum Counted<F> {
-        Running {
-            #[pin]
-            future: F,
-            polls: Counter,
-        },
-        Done,
-    }
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let output = match self.as_mut().project() {
-            CountedProj::Running { future, polls } => {
-                polls.inc();
-                ready!(future.poll(cx))
-            }
-            CountedProj::Done => panic!("spawned future polled after it completed"),
-        };
-        self.project_replace(Counted::Done);
-        Poll::Ready(output)
-    }
-}
-
-pin_project! {
     /// The future [`track`] returns: the future, then the gauge, dropped
-    /// after it. (The executor drops it as soon as it completes.)
+    /// after it. (The executor drops it as soon as it completes.) It is a
+    /// hand-written future rather than an `async` block because an `async`
+    /// block stores a future it captures and then awaits twice (the capture
+    /// and the awaited copy; rustc does not reuse moved-from captures), which
+    /// would add the whole future's size again to every task.
     struct Tracked<F> {
         #[pin]
         future: F,
@@ -209,48 +169,6 @@ where
         future,
         polls: metrics.polls,
         _running: running,
-    }
-}
-
-/// A panic caught in a task.
-pub(crate) type Panic = Box<dyn Any + Send>;
-
-/// Wraps `future` for a runtime that delivers the output itself: the
-/// returned future runs it, counts its polls, keeps the running gauge, and
-/// returns a panic as `Err(payload)` instead of unwinding.
-pub(crate) fn instrument<F>(
-    future: F,
-    metrics: TaskMetrics,
-) -> impl Future<Output = Result<F::Output, Panic>> + Send + 'static
-where
-    F: Future + Send + 'static,
-{
-    let running = Running::new(metrics.running);
-    Instrumented {
-        caught: AssertUnwindSafe(Counted::Running {
-            future,
-            polls: metrics.polls,
-        })
-        .catch_unwind(),
-        _running: running,
-    }
-}
-
-pin_project! {
-    /// The future [`instrument`] returns: the counted future with its panic
-    /// caught, and the gauge, dropped after it.
-    struct Instrumented<F> {
-        #[pin]
-        caught: CatchUnwind<AssertUnwindSafe<Counted<F>>>,
-        _running: Running,
-    }
-}
-
-impl<F: Future> Future for Instrumented<F> {
-    type Output = Result<F::Output, Panic>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().caught.poll(cx)
     }
 }
 
@@ -294,9 +212,6 @@ mod tests {
             std::mem::size_of_val(&tracked)
         );
         assert_eq!(block_on(tracked), [7u8; 512]);
-        let instrumented = instrument(std::future::ready([7u8; 512]), metrics());
-        assert!(std::mem::size_of_val(&instrumented) < size + 64);
-        assert!(matches!(block_on(instrumented), Ok(v) if v == [7u8; 512]));
     }
 
     #[test]
@@ -304,34 +219,6 @@ mod tests {
         let m = metrics();
         let running = m.running.clone();
         let task = track(std::future::pending::<()>(), m);
-        assert_eq!(running.get(), 1);
-        drop(task);
-        assert_eq!(running.get(), 0);
-    }
-
-    #[test]
-    fn instrument_counts_and_catches() {
-        let m = metrics();
-        let (running, polls) = (m.running.clone(), m.polls.clone());
-        let task = instrument(
-            async {
-                crate::reschedule().await;
-                panic!("x")
-            },
-            m,
-        );
-        assert_eq!(running.get(), 1);
-        let payload = block_on(task).expect_err("caught");
-        assert_eq!(payload.downcast_ref::<&str>(), Some(&"x"));
-        assert_eq!(running.get(), 0);
-        assert_eq!(polls.get(), 2);
-    }
-
-    #[test]
-    fn dropped_instrumented_task_leaves_gauge() {
-        let m = metrics();
-        let running = m.running.clone();
-        let task = instrument(std::future::pending::<()>(), m);
         assert_eq!(running.get(), 1);
         drop(task);
         assert_eq!(running.get(), 0);

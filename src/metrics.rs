@@ -4,10 +4,13 @@
 //! `task_polls` labelled by task label; `bandwidth`; `open_blobs`,
 //! `storage_reads`, `storage_read_bandwidth`, `storage_writes`,
 //! `storage_write_bandwidth`), plus network operation counters of ours.
-//! Per-label task metrics are resolved once per label and cached, so a spawn
-//! does not hash into the metric families; the cache also hands out the
-//! label as one shared string, so a spawn allocates no label either (a
-//! prefixed label is formatted, looked up and dropped).
+//! [`Metrics::label`] resolves a label's task metrics in the families; each
+//! backend resolves a label once and keeps the result. [`Metrics::spawn`]
+//! (the deterministic backend) caches them per label here, so a spawn does
+//! not hash into the metric families; the cache also hands out the label as
+//! one shared string, so a spawn allocates no label either (a prefixed label
+//! is formatted, looked up and dropped). The Tokio backend keeps its own
+//! per-label table with a per-thread cache in front (`tokio::task`).
 
 use crate::handle::TaskMetrics;
 use parking_lot::Mutex;
@@ -23,10 +26,11 @@ struct Work {
     label: String,
 }
 
-struct LabelMetrics {
-    spawned: Counter,
-    running: Gauge,
-    polls: Counter,
+/// The task metrics of one label, already resolved in the families.
+pub(crate) struct LabelMetrics {
+    pub(crate) spawned: Counter,
+    pub(crate) running: Gauge,
+    pub(crate) polls: Counter,
 }
 
 impl LabelMetrics {
@@ -149,6 +153,19 @@ impl Metrics {
         metrics
     }
 
+    /// The task metrics of `label`, created (at zero) on first use. Counts
+    /// nothing: the caller keeps them and counts its tasks itself.
+    pub(crate) fn label(&self, label: &str) -> LabelMetrics {
+        let work = Work {
+            label: label.to_string(),
+        };
+        LabelMetrics {
+            spawned: self.tasks_spawned.get_or_create(&work).clone(),
+            running: self.tasks_running.get_or_create(&work).clone(),
+            polls: self.task_polls.get_or_create(&work).clone(),
+        }
+    }
+
     /// Counts a spawn of a task labelled `label` and returns the label as a
     /// shared string, with the metrics the task updates while it lives.
     pub(crate) fn spawn(&self, label: &str) -> (Arc<str>, TaskMetrics) {
@@ -156,17 +173,37 @@ impl Metrics {
         if let Some((label, entry)) = labels.get_key_value(label) {
             return (label.clone(), entry.start());
         }
-        let work = Work {
-            label: label.to_string(),
-        };
-        let entry = LabelMetrics {
-            spawned: self.tasks_spawned.get_or_create(&work).clone(),
-            running: self.tasks_running.get_or_create(&work).clone(),
-            polls: self.task_polls.get_or_create(&work).clone(),
-        };
+        let entry = self.label(label);
         let metrics = entry.start();
         let label: Arc<str> = label.into();
         labels.insert(label.clone(), entry);
         (label, metrics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    #[test]
+    fn label_resolves_the_registered_metrics() {
+        let registry = std::sync::Mutex::new(Registry::default());
+        let metrics = Metrics::init(&registry);
+        let (_, task) = metrics.spawn("a");
+        let resolved = metrics.label("a");
+        assert_eq!(resolved.spawned.get(), 1);
+        resolved.polls.inc();
+        assert_eq!(task.polls.get(), 1);
+        resolved.running.inc();
+        let mut text = String::new();
+        encode(&mut text, &registry.lock().expect("registry")).expect("encode");
+        for line in [
+            r#"tasks_spawned_total{label="a"} 1"#,
+            r#"task_polls_total{label="a"} 1"#,
+            r#"tasks_running{label="a"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
     }
 }

@@ -33,7 +33,8 @@
 //! A thin adapter from the crate's traits onto Tokio: [`Executor`] builds a
 //! Tokio runtime from [`Config`], [`Runner`] owns it and drives the root
 //! future, and [`Context`] (one `Arc`, cheap to clone) spawns tasks with
-//! label prefixes and metrics, reads the real clock, draws from the OS random
+//! label prefixes and metrics (in `task.rs`: the label table, its per-thread
+//! cache and the future each task runs in), reads the real clock, draws from the OS random
 //! generator, and implements `Network` (in `network.rs`, over Tokio TCP) and
 //! `Storage` (in `storage.rs`, over files under
 //! [`Config::storage_directory`]).
@@ -52,19 +53,15 @@
 
 mod network;
 mod storage;
+mod task;
 
 pub use network::{Listener, Sink, Stream};
 pub use storage::Blob;
 
-use crate::{
-    handle::{instrument, Panic},
-    metrics::Metrics,
-    Handle, Signal, Signaler,
-};
+use crate::{metrics::Metrics, Handle, Signal, Signaler};
 use futures::{
     channel::oneshot,
     future::{select, Either},
-    FutureExt,
 };
 use governor::clock::{Clock as GClock, ReasonablyRealtime};
 use parking_lot::Mutex;
@@ -72,6 +69,7 @@ use prometheus_client::registry::Registry;
 use rand::rngs::OsRng;
 use rand_core::{CryptoRng, RngCore};
 use std::{
+    any::Any,
     env,
     future::Future,
     panic::resume_unwind,
@@ -80,12 +78,11 @@ use std::{
     sync::Arc,
     time::{Duration, SystemTime},
 };
+use task::Labels;
 use tokio::runtime::Builder;
 
-tokio::task_local! {
-    /// Label of the task being polled (absent in the root future).
-    static LABEL: Arc<str>;
-}
+/// A panic caught in a task.
+type Panic = Box<dyn Any + Send>;
 
 /// Configuration for the `tokio` runtime.
 #[derive(Clone)]
@@ -169,8 +166,8 @@ struct Inner {
     handle: tokio::runtime::Handle,
     signaler: Mutex<Signaler>,
     signal: Signal,
-    /// Where a task's panic goes when `catch_panics` is off (first one wins).
-    panics: Mutex<Option<oneshot::Sender<Panic>>>,
+    /// Task labels; with `panics` set when `catch_panics` is off.
+    labels: Labels,
 }
 
 impl Inner {
@@ -210,13 +207,16 @@ impl Executor {
         let metrics = Metrics::init(&cfg.registry);
         let (signaler, signal) = Signaler::new();
         let (panic_sender, panics) = oneshot::channel();
+        // Without `catch_panics`, a task's panic goes to `start`.
+        let labels =
+            Labels::new((!cfg.catch_panics).then(|| Arc::new(Mutex::new(Some(panic_sender)))));
         let inner = Arc::new(Inner {
             cfg,
             metrics,
             handle: runtime.handle().clone(),
             signaler: Mutex::new(signaler),
             signal,
-            panics: Mutex::new(Some(panic_sender)),
+            labels,
         });
         (Runner { runtime, panics }, Context { inner })
     }
@@ -269,27 +269,7 @@ impl crate::Spawner for Context {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let prefixed = LABEL
-            .try_with(|parent| (!parent.is_empty()).then(|| format!("{parent}_{label}")))
-            .ok()
-            .flatten();
-        let (label, metrics) = self
-            .inner
-            .metrics
-            .spawn(prefixed.as_deref().unwrap_or(label));
-        // Without `catch_panics`, a panic goes to `start`.
-        let report = (!self.inner.cfg.catch_panics).then(|| self.inner.clone());
-        let task = instrument(LABEL.scope(label, f), metrics).map(move |result| {
-            result
-                .map_err(|payload| {
-                    if let Some(inner) = report {
-                        if let Some(sender) = inner.panics.lock().take() {
-                            let _ = sender.send(payload);
-                        }
-                    }
-                })
-                .ok()
-        });
+        let task = self.inner.labels.task(&self.inner.metrics, label, f);
         Handle::tokio(self.inner.handle.spawn(task))
     }
 
@@ -357,7 +337,7 @@ impl CryptoRng for Context {}
 mod tests {
     use super::*;
     use crate::{Clock, Error, Runner as _, Spawner};
-    use std::time::Instant;
+    use std::{panic::AssertUnwindSafe, time::Instant};
 
     fn executor(catch_panics: bool) -> (Runner, Context) {
         Executor::init(Config {
@@ -373,13 +353,11 @@ mod tests {
             let inner = context.clone();
             context
                 .spawn("a", async move {
-                    inner
-                        .spawn("b", async move { LABEL.with(|label| label.to_string()) })
-                        .await
+                    inner.spawn("b", async move { task::current() }).await
                 })
                 .await
         });
-        assert_eq!(label, Ok(Ok("a_b".to_string())));
+        assert_eq!(label, Ok(Ok(Some("a_b".to_string()))));
     }
 
     #[test]
@@ -389,13 +367,11 @@ mod tests {
             let inner = context.clone();
             context
                 .spawn("", async move {
-                    inner
-                        .spawn("b", async move { LABEL.with(|label| label.to_string()) })
-                        .await
+                    inner.spawn("b", async move { task::current() }).await
                 })
                 .await
         });
-        assert_eq!(label, Ok(Ok("b".to_string())));
+        assert_eq!(label, Ok(Ok(Some("b".to_string()))));
     }
 
     #[test]
@@ -437,6 +413,89 @@ mod tests {
             async move { context.spawn("forever", std::future::pending::<()>()) }
         });
         assert_eq!(futures::executor::block_on(handle), Err(Error::Closed));
+    }
+
+    /// The value of the sample `key` (name and labels) in the encoded
+    /// registry.
+    fn sample(registry: &std::sync::Mutex<Registry>, key: &str) -> Option<f64> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry.lock().expect("registry"))
+            .expect("encode");
+        text.lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
+            .and_then(|value| value.parse().ok())
+    }
+
+    #[test]
+    fn task_metrics_count_panicked_aborted_and_dropped_tasks() {
+        for catch_panics in [true, false] {
+            let cfg = Config {
+                catch_panics,
+                ..Config::default()
+            };
+            let registry = cfg.registry.clone();
+            let (runner, context) = Executor::init(cfg);
+            runner.start(async move {
+                for i in 0..3u32 {
+                    assert_eq!(context.spawn("ok", async move { i }).await, Ok(i));
+                }
+                if catch_panics {
+                    let failed = context.spawn("bad", async { panic!("counted panic") });
+                    assert_eq!(failed.await, Err::<(), _>(Error::Exited));
+                }
+                let aborted = context.spawn("aborted", std::future::pending::<()>());
+                aborted.abort();
+                assert_eq!(aborted.await, Err(Error::Closed));
+                // Left running: dropped when `start` returns.
+                drop(context.spawn("dropped", std::future::pending::<()>()));
+                context.sleep(Duration::from_millis(5)).await;
+                assert_eq!(
+                    sample(
+                        &context.inner.cfg.registry,
+                        r#"tasks_running{label="dropped"}"#
+                    ),
+                    Some(1.0)
+                );
+            });
+            let mut expect = vec![
+                (r#"tasks_spawned_total{label="ok"}"#, 3.0),
+                (r#"task_polls_total{label="ok"}"#, 3.0),
+                (r#"tasks_running{label="ok"}"#, 0.0),
+                (r#"tasks_spawned_total{label="aborted"}"#, 1.0),
+                (r#"tasks_running{label="aborted"}"#, 0.0),
+                (r#"tasks_spawned_total{label="dropped"}"#, 1.0),
+                (r#"tasks_running{label="dropped"}"#, 0.0),
+            ];
+            if catch_panics {
+                expect.extend([
+                    (r#"tasks_spawned_total{label="bad"}"#, 1.0),
+                    (r#"task_polls_total{label="bad"}"#, 1.0),
+                    (r#"tasks_running{label="bad"}"#, 0.0),
+                ]);
+            }
+            for (key, value) in expect {
+                assert_eq!(sample(&registry, key), Some(value), "{key}");
+            }
+        }
+    }
+
+    #[test]
+    fn uncaught_panic_resolves_its_handle_to_exited() {
+        let (runner, context) = executor(false);
+        let handle = Arc::new(Mutex::new(None));
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            runner.start({
+                let handle = handle.clone();
+                async move {
+                    *handle.lock() = Some(context.spawn("bad", async { panic!("reported") }));
+                    std::future::pending::<()>().await;
+                }
+            })
+        }));
+        let payload = outcome.expect_err("the task's panic ends start");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"reported"));
+        let handle = handle.lock().take().expect("spawned");
+        assert_eq!(futures::executor::block_on(handle), Err(Error::Exited));
     }
 
     #[test]
