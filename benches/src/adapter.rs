@@ -8,7 +8,10 @@
 //!   either side.
 //! * Both sides of the TCP echo use `TCP_NODELAY`, 64-byte messages and
 //!   exact-length reads; ports come from one counter, so no two listeners of
-//!   a process share a port.
+//!   a process share a port. They lie below Linux's ephemeral range
+//!   (32768–60999): a client socket lingering in `TIME_WAIT` on an ephemeral
+//!   port blocks a listener on that port even with `SO_REUSEADDR`, which
+//!   failed repeated runs. A port another process holds is skipped.
 
 use commonware_runtime::{
     Listener as _, Network as _, Runner as _, Sink as _, Spawner as _, Stream as _,
@@ -36,10 +39,28 @@ const THREADS: usize = 2;
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
+/// Listener ports tried before a bind is given up.
+const BIND_ATTEMPTS: usize = 100;
+
 /// A loopback address no other listener of this process has used.
 fn fresh_address() -> SocketAddr {
-    let port = 47_000 + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % 10_000;
+    let port = 20_000 + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % 10_000;
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Binds the first fresh address `bind` accepts.
+async fn bind_fresh<L, E: std::fmt::Debug, F: std::future::Future<Output = Result<L, E>>>(
+    bind: impl Fn(SocketAddr) -> F,
+) -> (L, SocketAddr) {
+    let mut last = None;
+    for _ in 0..BIND_ATTEMPTS {
+        let address = fresh_address();
+        match bind(address).await {
+            Ok(listener) => return (listener, address),
+            Err(error) => last = Some(error),
+        }
+    }
+    panic!("bind failed on {BIND_ATTEMPTS} ports: {last:?}")
 }
 
 fn ours() -> (
@@ -97,8 +118,7 @@ pub fn spawn_join_raw(n: u64) -> Duration {
 pub fn echo_ours(connections: usize, round_trips: usize) -> Duration {
     let (runner, context) = ours();
     runner.start(async move {
-        let address = fresh_address();
-        let mut listener = context.bind(address).await.expect("bind failed");
+        let (mut listener, address) = bind_fresh(|address| context.bind(address)).await;
         let start = Instant::now();
         let server = context.spawn("server", {
             let context = context.clone();
@@ -144,8 +164,7 @@ pub fn echo_ours(connections: usize, round_trips: usize) -> Duration {
 /// The same on tokio directly.
 pub fn echo_raw(connections: usize, round_trips: usize) -> Duration {
     raw().block_on(async move {
-        let address = fresh_address();
-        let listener = TcpListener::bind(address).await.expect("bind failed");
+        let (listener, address) = bind_fresh(TcpListener::bind).await;
         let start = Instant::now();
         let server = tokio::spawn(async move {
             let mut echoes = Vec::with_capacity(connections);

@@ -105,6 +105,11 @@ impl Local {
 }
 
 /// A resolved task label of one runtime.
+///
+/// Aligned to a cache line pair so that the reference counts `Arc` keeps
+/// in front of it, which every spawn and every finished task write (often
+/// on different threads), do not share a line with the fields both read.
+#[repr(align(128))]
 struct Label {
     table: u64,
     name: Box<str>,
