@@ -19,13 +19,12 @@
 //! * Aborting a task that already finished changes nothing.
 //! * The running gauge is decremented exactly once per task, however it ends.
 
-use crate::Error;
+use crate::{metrics::LabelMetrics, Error};
 use pin_project_lite::pin_project;
-use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use std::{
     future::Future,
     pin::Pin,
-    sync::atomic::Ordering,
+    sync::{atomic::Ordering, Arc},
     task::{ready, Context, Poll},
 };
 
@@ -105,25 +104,19 @@ where
     }
 }
 
-/// Per-task metric handles, already resolved for the task's label.
-pub(crate) struct TaskMetrics {
-    pub(crate) running: Gauge,
-    pub(crate) polls: Counter,
-}
-
-/// Counts a task in the running gauge for as long as it exists.
-struct Running(Gauge);
+/// Counts a task in its label's running gauge for as long as it exists.
+struct Running(Arc<LabelMetrics>);
 
 impl Running {
-    fn new(gauge: Gauge) -> Self {
-        gauge.inc();
-        Self(gauge)
+    fn new(metrics: Arc<LabelMetrics>) -> Self {
+        metrics.running.inc();
+        Self(metrics)
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.dec();
+        self.0.running.dec();
     }
 }
 
@@ -137,8 +130,7 @@ pin_project! {
     struct Tracked<F> {
         #[pin]
         future: F,
-        polls: Counter,
-        _running: Running,
+        running: Running,
     }
 }
 
@@ -150,7 +142,7 @@ impl<F: Future> Future for Tracked<F> {
         // One deterministic runtime polls on one thread at a time, so a
         // plain load and store count exactly, without the locked
         // read-modify-write of `inc` (a fifth of a poll's cost).
-        let polls = this.polls.inner();
+        let polls = this.running.0.polls.inner();
         polls.store(polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         this.future.poll(cx)
     }
@@ -160,15 +152,13 @@ impl<F: Future> Future for Tracked<F> {
 /// it, counts its polls and keeps the running gauge until it is dropped. A
 /// panic propagates (the executor reports it). Only for futures polled by
 /// one thread at a time (see `Tracked::poll`).
-pub(crate) fn track<F>(future: F, metrics: TaskMetrics) -> impl Future<Output = F::Output>
+pub(crate) fn track<F>(future: F, metrics: Arc<LabelMetrics>) -> impl Future<Output = F::Output>
 where
     F: Future,
 {
-    let running = Running::new(metrics.running);
     Tracked {
         future,
-        polls: metrics.polls,
-        _running: running,
+        running: Running::new(metrics),
     }
 }
 
@@ -176,12 +166,14 @@ where
 mod tests {
     use super::*;
     use futures::executor::block_on;
+    use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
-    fn metrics() -> TaskMetrics {
-        TaskMetrics {
+    fn metrics() -> Arc<LabelMetrics> {
+        Arc::new(LabelMetrics {
+            spawned: Counter::default(),
             running: Gauge::default(),
             polls: Counter::default(),
-        }
+        })
     }
 
     #[test]

@@ -12,7 +12,6 @@
 //! is formatted, looked up and dropped). The Tokio backend keeps its own
 //! per-label table with a per-thread cache in front (`tokio::task`).
 
-use crate::handle::TaskMetrics;
 use parking_lot::Mutex;
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -33,23 +32,12 @@ pub(crate) struct LabelMetrics {
     pub(crate) polls: Counter,
 }
 
-impl LabelMetrics {
-    /// Counts a spawn and returns what the new task updates.
-    fn start(&self) -> TaskMetrics {
-        self.spawned.inc();
-        TaskMetrics {
-            running: self.running.clone(),
-            polls: self.polls.clone(),
-        }
-    }
-}
-
 /// Every metric a runtime reports.
 pub(crate) struct Metrics {
     tasks_spawned: Family<Work, Counter>,
     tasks_running: Family<Work, Gauge>,
     task_polls: Family<Work, Counter>,
-    labels: Mutex<BTreeMap<Arc<str>, LabelMetrics>>,
+    labels: Mutex<BTreeMap<Arc<str>, Arc<LabelMetrics>>>,
 
     pub(crate) network_bandwidth: Counter,
     pub(crate) network_dials: Counter,
@@ -167,17 +155,19 @@ impl Metrics {
     }
 
     /// Counts a spawn of a task labelled `label` and returns the label as a
-    /// shared string, with the metrics the task updates while it lives.
-    pub(crate) fn spawn(&self, label: &str) -> (Arc<str>, TaskMetrics) {
+    /// shared string, with the metrics the task updates while it lives (one
+    /// pointer, so a task carries eight bytes of metrics).
+    pub(crate) fn spawn(&self, label: &str) -> (Arc<str>, Arc<LabelMetrics>) {
         let mut labels = self.labels.lock();
         if let Some((label, entry)) = labels.get_key_value(label) {
-            return (label.clone(), entry.start());
+            entry.spawned.inc();
+            return (label.clone(), entry.clone());
         }
-        let entry = self.label(label);
-        let metrics = entry.start();
+        let entry = Arc::new(self.label(label));
+        entry.spawned.inc();
         let label: Arc<str> = label.into();
-        labels.insert(label.clone(), entry);
-        (label, metrics)
+        labels.insert(label.clone(), entry.clone());
+        (label, entry)
     }
 }
 
