@@ -20,8 +20,9 @@
 //!   everything, so the same program and seed give the same run.
 //! * No task is polled unless woken, and each woken task is polled at most
 //!   once per round. A wake of a finished or aborted task does nothing.
-//! * Futures and wakers are never dropped or called while the state lock is
-//!   held (their code may call back into the executor).
+//! * Futures and wakers are never dropped or called while the state is
+//!   borrowed (their code may call back into the executor; the state's lock
+//!   is re-entrant, its `RefCell` is not).
 //! * Virtual time never goes backwards.
 
 mod arena;
@@ -323,9 +324,8 @@ impl Executor {
         }
     }
 
-    /// Polls `ids` once each, in order, taking the state lock once per poll
-    /// (putting a task back and taking the next share one critical
-    /// section). Returns `Some(true)` once the root completes, `Some(false)`
+    /// Polls `ids` once each, in order, borrowing the state once per poll
+    /// (finishing one task and starting the next share one borrow). Returns `Some(true)` once the root completes, `Some(false)`
     /// if the run reached an `AfterPolls` halt, `None` otherwise.
     fn poll_batch(
         &self,
@@ -561,7 +561,7 @@ impl Core {
         Executor::from_state(next, self.shared.cycle, self.shared.deadline)
     }
 
-    /// Drops every task and timer (outside the lock).
+    /// Drops every task and timer (outside the state borrow).
     fn clear(&self) {
         let (slots, wakers) = {
             let guard = self.shared.state.lock();

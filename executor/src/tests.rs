@@ -456,3 +456,44 @@ fn other_threads_reach_the_state_between_rounds() {
         assert!(thread.join().unwrap() <= c.now());
     });
 }
+
+/// Counts its drops, then panics.
+struct PanicsOnDrop(Arc<AtomicUsize>);
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("drop panicked");
+    }
+}
+
+#[test]
+fn a_future_whose_drop_panics_is_dropped_once() {
+    for finishes in [true, false] {
+        let exec = executor(0);
+        let c = exec.core().clone();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        let result = exec.run("root", async move {
+            let guard = PanicsOnDrop(d);
+            let task = c.spawn("bad".into(), async move {
+                let _guard = guard;
+                if !finishes {
+                    std::future::pending::<()>().await;
+                }
+            });
+            if finishes {
+                std::future::pending::<()>().await;
+            }
+            // Aborting drops the future right here: the panic reaches us.
+            task.abort();
+        });
+        match result {
+            Err(Failure::Panic { label, .. }) => {
+                assert_eq!(label, if finishes { "bad" } else { "root" })
+            }
+            _ => panic!("expected the drop's panic"),
+        }
+        drop(exec);
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "finishes: {finishes}");
+    }
+}

@@ -225,12 +225,12 @@ where
             return true;
         };
         // SAFETY: the future lives in the task's heap block, which never moves,
-        // and is dropped in place (`*slot = None`), never moved out.
+        // and is dropped in place (`drop_in_place`), never moved out.
         let output = match unsafe { Pin::new_unchecked(future) }.poll(cx) {
             Poll::Pending => return false,
             Poll::Ready(output) => output,
         };
-        *slot = None;
+        drop_in_place(slot);
         task.prefix.finish(Some(output));
         true
     }
@@ -240,7 +240,7 @@ where
         // SAFETY: see `from_header`.
         let task = unsafe { Self::from_header(header) };
         // SAFETY: as in `poll`.
-        unsafe { *task.future.get() = None };
+        drop_in_place(unsafe { &mut *task.future.get() });
         task.prefix.finish(None);
     }
 
@@ -250,6 +250,27 @@ where
         // `spawn`) and nothing references it any more.
         drop(unsafe { Box::from_raw(header.cast::<Self>().as_ptr()) });
     }
+}
+
+/// Drops the future in `slot` where it lies (it is pinned: never moved
+/// before its drop). The slot reads `None` afterwards even if the future's
+/// drop panics, so a half-dropped future can never be dropped again (the run
+/// loop catches the panic and then drops the task).
+fn drop_in_place<F>(slot: &mut Option<F>) {
+    /// Marks the slot empty once the drop is over, however it ends.
+    struct Emptied<F>(*mut Option<F>);
+    impl<F> Drop for Emptied<F> {
+        fn drop(&mut self) {
+            // SAFETY: the slot's value was dropped just before (or its drop
+            // is unwinding); writing without dropping it again is the point.
+            unsafe { std::ptr::write(self.0, None) }
+        }
+    }
+    let emptied = Emptied(slot as *mut Option<F>);
+    // SAFETY: the slot is valid and exclusively ours (`&mut`); `emptied`
+    // makes it hold `None` before anything can look at it again.
+    unsafe { std::ptr::drop_in_place(emptied.0) };
+    drop(emptied);
 }
 
 /// Allocates a task: its `OwnedTask` (for the arena) and its join handle.
