@@ -417,9 +417,27 @@ impl Core {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.spawn_child(|_| (label, future))
+    }
+
+    /// Spawns the task `make` builds, given the label of the task being
+    /// polled right now, if any: `make` returns the new task's label and
+    /// future. Reading the parent and inserting the child take one state
+    /// borrow; `make` runs inside it, so it must not call back into the
+    /// executor.
+    pub fn spawn_child<F>(
+        &self,
+        make: impl FnOnce(Option<&str>) -> (Arc<str>, F),
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         let handle = {
             let guard = self.shared.state.lock();
             let mut state = guard.borrow_mut();
+            let parent = state.current.and_then(|id| state.arena.get(id));
+            let (label, future) = make(parent.map(|slot| &*slot.label));
             let now = state.now;
             let seq = state.arena.next_seq();
             state
@@ -429,16 +447,6 @@ impl Core {
         };
         self.shared.queue.push(handle.id());
         handle
-    }
-
-    /// Calls `f` with the label of the task being polled right now, if any
-    /// (borrowed: no reference count changes hands). `f` runs with the
-    /// state borrowed, so it must not call back into the executor.
-    pub fn with_current_label<R>(&self, f: impl FnOnce(Option<&str>) -> R) -> R {
-        let guard = self.shared.state.lock();
-        let state = guard.borrow();
-        let slot = state.current.and_then(|id| state.arena.get(id));
-        f(slot.map(|slot| &*slot.label))
     }
 
     /// Aborts a task: its future is dropped (at once, or right after its

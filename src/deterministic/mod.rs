@@ -401,19 +401,22 @@ impl crate::Spawner for Context {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let core = self.core();
-        let prefixed = core.with_current_label(|parent| match parent {
-            Some(parent) if parent != ROOT_TASK && !parent.is_empty() => {
-                Some(format!("{parent}_{label}"))
+        let metrics = &self.runtime.metrics;
+        let handle = self.core().spawn_child(|parent| {
+            let prefixed = match parent {
+                Some(parent) if parent != ROOT_TASK && !parent.is_empty() => {
+                    Some(format!("{parent}_{label}"))
+                }
+                _ => None,
+            };
+            let label = prefixed.as_deref().unwrap_or(label);
+            if label == ROOT_TASK {
+                panic!("root task cannot be spawned");
             }
-            _ => None,
+            let (label, metrics) = metrics.spawn(label);
+            (label, track(f, metrics))
         });
-        let label = prefixed.as_deref().unwrap_or(label);
-        if label == ROOT_TASK {
-            panic!("root task cannot be spawned");
-        }
-        let (label, metrics) = self.runtime.metrics.spawn(label);
-        Handle::deterministic(core.spawn(label, track(f, metrics)))
+        Handle::deterministic(handle)
     }
 
     fn stop(&self, value: i32) {
