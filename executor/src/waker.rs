@@ -12,11 +12,12 @@
 //!
 //! # Invariants
 //! * A task is in the ready queue at most once: `Header::queued` is set by the
-//!   first wake and cleared by the executor just before it polls the task, so
-//!   duplicate wakes cost one atomic swap and nothing else.
+//!   first wake (one atomic swap) and cleared by the executor just before it
+//!   polls the task, so a duplicate wake costs one atomic load and nothing
+//!   else.
 //! * Waking allocates nothing; cloning a waker is one reference-count
 //!   increment.
-//! * Every waker built here owns exactly one strong count of its `Header`
+//! * Every waker built here owns exactly one reference to its task's block
 //!   (except the borrowed waker of [`WakerRef`], which owns none and never
 //!   drops one).
 

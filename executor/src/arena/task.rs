@@ -4,9 +4,9 @@
 //! The memory behind every spawned task (`Task<F>`) and the three kinds of
 //! reference to it, each holding one count of the header's `refs` (the last
 //! one out frees the block):
-//! * [`OwnedTask`]: exactly one per task, held by the task's arena slot. It
-//!   alone touches the future: polling it, and dropping it (when the task
-//!   completes, is aborted, or its executor ends).
+//! * [`OwnedTask`]: exactly one per task, held by the task's arena slot.
+//!   Through it (or its [`Poller`]) alone is the future polled and dropped
+//!   (when the task completes, is aborted, or its executor ends).
 //! * wakers (`waker.rs`): see only the [`Header`].
 //! * [`JoinHandle<T>`]: sees the header and the join state, which it can
 //!   name knowing only the output type `T`.
@@ -17,8 +17,10 @@
 //!   therefore also a valid pointer to its prefix and to its header; code
 //!   that does not know `F` goes through those and through the header's
 //!   [`TaskVTable`], chosen for `F` at allocation.
-//! * The future is touched only through the task's `OwnedTask`, whose
-//!   methods take `&mut self`: never from two places at once. It is dropped
+//! * The future is touched from one place at a time: by whoever holds the
+//!   task's `OwnedTask` when it drops it, or by the run loop through a
+//!   [`Poller`] while the task's slot is marked `polling` (and so cannot be
+//!   removed or dropped). It is dropped
 //!   in place (never moved after being pinned in the block) before the join
 //!   state learns the outcome, so a handle resolves only once the task's
 //!   resources are released.
