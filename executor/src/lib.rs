@@ -346,10 +346,15 @@ impl Executor {
                 }
             }
             let now = state.now;
-            // Stale ids (tasks aborted after being woken) are skipped.
+            // Stale ids (tasks aborted after being woken) are skipped, and
+            // so is the second entry of a task a cross-thread race enqueued
+            // twice (see `ReadyQueue::wake`).
             let Some(slot) = state.arena.get_mut(id) else {
                 continue;
             };
+            if !slot.task.header().is_queued() {
+                continue;
+            }
             slot.last_polled = now;
             slot.set_polling(true);
             let poller = slot.task.poller();

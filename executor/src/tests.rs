@@ -497,3 +497,27 @@ fn a_future_whose_drop_panics_is_dropped_once() {
         assert_eq!(drops.load(Ordering::SeqCst), 1, "finishes: {finishes}");
     }
 }
+
+#[test]
+fn a_task_enqueued_twice_is_polled_once() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    run_ok(&exec, async move {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let p = polls.clone();
+        let task = c.spawn(
+            "t".into(),
+            std::future::poll_fn(move |_| {
+                p.fetch_add(1, Ordering::SeqCst);
+                Poll::<()>::Pending
+            }),
+        );
+        // What a wake from another thread racing one on this thread can
+        // leave behind: the same task queued twice.
+        c.shared.queue.push(task.id());
+        for _ in 0..3 {
+            yield_now().await;
+        }
+        assert_eq!(polls.load(Ordering::SeqCst), 1);
+    });
+}

@@ -12,9 +12,12 @@
 //!
 //! # Invariants
 //! * A task is in the ready queue at most once: `Header::queued` is set by the
-//!   first wake (one atomic swap) and cleared by the executor just before it
-//!   polls the task, so a duplicate wake costs one atomic load and nothing
-//!   else.
+//!   first wake and cleared by the executor just before it polls the task,
+//!   so a duplicate wake costs one load and nothing else. (A wake from
+//!   another thread racing one on the executor's thread may enqueue a task
+//!   twice; the run loop skips the entry whose task is no longer marked.)
+//! * A wake on the executor's thread takes no atomic read-modify-write;
+//!   only wakes from other threads do.
 //! * Waking allocates nothing; cloning a waker is one reference-count
 //!   increment.
 //! * Every waker built here owns exactly one reference to its task's block
@@ -62,8 +65,33 @@ pub(crate) struct ReadyQueue {
 unsafe impl Sync for ReadyQueue {}
 
 impl ReadyQueue {
+    /// Whether this thread runs this queue's executor right now.
+    fn is_current(&self) -> bool {
+        CURRENT.with(|current| std::ptr::eq(current.get(), self))
+    }
+
+    /// Enqueues task `id` unless its `queued` mark says it is queued
+    /// already, and sets the mark. On the executor's own thread a plain
+    /// load and store of the mark suffice (the executor clears it on the
+    /// same thread, and that thread's wakes are the deterministic ones);
+    /// from any other thread the mark is taken with an atomic swap. A wake
+    /// from another thread racing one on the executor's thread can enqueue
+    /// a task twice: the run loop polls an entry only while its task is
+    /// still marked, so the second entry is skipped.
+    pub(crate) fn wake(&self, id: TaskId, queued: &AtomicBool) {
+        if self.is_current() {
+            if !queued.load(Ordering::Relaxed) {
+                queued.store(true, Ordering::Relaxed);
+                // SAFETY: as in `push`.
+                unsafe { (*self.local.get()).push(id) };
+            }
+        } else if !queued.load(Ordering::Acquire) && !queued.swap(true, Ordering::AcqRel) {
+            self.remote.push(id);
+        }
+    }
+
     pub(crate) fn push(&self, id: TaskId) {
-        if CURRENT.with(|current| std::ptr::eq(current.get(), self)) {
+        if self.is_current() {
             // SAFETY: `CURRENT` points here only on the thread holding this
             // queue's unique `EnterGuard` (see the `Sync` impl); the borrow
             // ends before this call returns.

@@ -93,10 +93,12 @@ impl Header {
     /// Puts the task in its executor's ready queue unless it is there
     /// already.
     pub(crate) fn wake(&self) {
-        // The load makes a duplicate wake a plain read, not a write.
-        if !self.queued.load(Ordering::Acquire) && !self.queued.swap(true, Ordering::AcqRel) {
-            self.shared.queue.push(self.id());
-        }
+        self.shared.queue.wake(self.id(), &self.queued);
+    }
+
+    /// Whether the task is marked as queued (woken and not yet polled).
+    pub(crate) fn is_queued(&self) -> bool {
+        self.queued.load(Ordering::Acquire)
     }
 
     /// Called by the run loop right before polling: wakes during or after
