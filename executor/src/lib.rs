@@ -115,8 +115,9 @@ pub(crate) struct Shared {
     /// Re-entrant on the thread holding it: the run loop holds it for the
     /// whole run, and the tasks it polls re-enter it (a thread-id compare,
     /// no atomic read-modify-write) to reach the state. Other threads get it
-    /// between rounds (the run loop yields it to waiters once per round). Every access goes through a `RefCell` borrow
-    /// that is never held while user code (a future, a waker) runs.
+    /// between rounds (the run loop yields it to waiters once per round).
+    /// Every access goes through a `RefCell` borrow that is never held while
+    /// user code (a future, a waker) runs.
     state: ReentrantMutex<RefCell<State>>,
     queue: ReadyQueue,
     cycle: u64,
@@ -310,6 +311,7 @@ impl Executor {
                 state.digest.event(digest::kind::TIME, now);
                 state.wheel.len()
             };
+            // Most rounds fire nothing: skip setting up a drain.
             if !fired.is_empty() {
                 for wake in fired.drain(..) {
                     wake.wake(&round);
@@ -325,8 +327,9 @@ impl Executor {
     }
 
     /// Polls `ids` once each, in order, borrowing the state once per poll
-    /// (finishing one task and starting the next share one borrow). Returns `Some(true)` once the root completes, `Some(false)`
-    /// if the run reached an `AfterPolls` halt, `None` otherwise.
+    /// (finishing one task and starting the next share one borrow). Returns
+    /// `Some(true)` once the root completes, `Some(false)` if the run reached
+    /// an `AfterPolls` halt, `None` otherwise.
     fn poll_batch(
         &self,
         round: &RefCell<State>,

@@ -82,8 +82,8 @@ impl ReadyQueue {
         if self.is_current() {
             if !queued.load(Ordering::Relaxed) {
                 queued.store(true, Ordering::Relaxed);
-                // SAFETY: as in `push`.
-                unsafe { (*self.local.get()).push(id) };
+                // SAFETY: checked just above.
+                unsafe { self.push_local(id) };
             }
         } else if !queued.load(Ordering::Acquire) && !queued.swap(true, Ordering::AcqRel) {
             self.remote.push(id);
@@ -92,13 +92,22 @@ impl ReadyQueue {
 
     pub(crate) fn push(&self, id: TaskId) {
         if self.is_current() {
-            // SAFETY: `CURRENT` points here only on the thread holding this
-            // queue's unique `EnterGuard` (see the `Sync` impl); the borrow
-            // ends before this call returns.
-            unsafe { (*self.local.get()).push(id) };
+            // SAFETY: checked just above.
+            unsafe { self.push_local(id) };
         } else {
             self.remote.push(id);
         }
+    }
+
+    /// Appends to the local wakes.
+    ///
+    /// # Safety
+    /// `self.is_current()` must hold.
+    unsafe fn push_local(&self, id: TaskId) {
+        // SAFETY: `CURRENT` points here only on the thread holding this
+        // queue's unique `EnterGuard` (see the `Sync` impl), as the caller
+        // checked; the borrow ends before this call returns.
+        unsafe { (*self.local.get()).push(id) };
     }
 
     /// Marks this queue as the current thread's executor queue until the
