@@ -57,6 +57,11 @@ use std::{
 use timer::{TimerId, Wheel};
 use waker::{EnterGuard, ReadyQueue};
 
+/// How many polls ahead the run loop prefetches a task block; its slot is
+/// prefetched twice as far ahead. A poll takes long enough that a few polls
+/// cover a memory access.
+const PREFETCH_AHEAD: usize = 4;
+
 /// How an executor runs.
 pub struct Config {
     /// Virtual time (ns since the epoch) at which the run starts.
@@ -340,7 +345,15 @@ impl Executor {
         // released.
         let mut finished: Option<Slot> = None;
         let mut state = round.borrow_mut();
-        for &id in ids {
+        for (i, &id) in ids.iter().enumerate() {
+            // The order is random, so fetch the slot, then the task block,
+            // of the tasks a few polls ahead (see `arena::slots`).
+            if let Some(&later) = ids.get(i + 2 * PREFETCH_AHEAD) {
+                state.arena.prefetch_slot(later);
+            }
+            if let Some(&next) = ids.get(i + PREFETCH_AHEAD) {
+                state.arena.prefetch_task(next);
+            }
             if let Some(Halt::AfterPolls(limit)) = halt {
                 if state.polls >= limit {
                     drop(state);

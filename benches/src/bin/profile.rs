@@ -1,12 +1,14 @@
 //! Runs one workload once, for profilers (`valgrind --tool=callgrind`,
 //! `perf record`), without criterion's sampling around it.
 //!
-//! Usage: `profile <workload> <ours|reference|tokio> [divisor]`, where
+//! Usage: `profile <workload> <ours|reference|tokio> [divisor] [repeat]`, where
 //! `<workload>` is a group name of the `runtime` bench (`spawn_join`,
 //! `reschedule`, `duplicate_wakes_4`, `sleepers`, `sleep_loop`, `ping_pong`,
 //! `spawn_tree`), of the `network_storage` bench (`echo`, `blob_append`, `blob_overwrite`) or of the
 //! `tokio_adapter` bench (`tokio_spawn_join`, `tokio_echo`; sides `ours` and
-//! `tokio`), and the optional divisor shrinks the workload's size.
+//! `tokio`), the optional divisor shrinks the workload's size and the
+//! optional repeat count runs it that many times in one process, as criterion
+//! does (later runs reuse the allocator's memory instead of faulting it in).
 
 use commonware_runtime_benches::{
     adapter, ours, reference, sleep_durations, tokio_ct, BLOB_ROUNDS, BLOB_WRITES, DELIVERIES,
@@ -16,14 +18,22 @@ use commonware_runtime_benches::{
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: profile <workload> <ours|reference|tokio> [divisor]";
+    let usage = "usage: profile <workload> <ours|reference|tokio> [divisor] [repeat]";
     let (Some(workload), Some(side)) = (args.get(1), args.get(2)) else {
         eprintln!("{usage}");
         std::process::exit(2);
     };
     let divisor: u64 = args.get(3).and_then(|d| d.parse().ok()).unwrap_or(1).max(1);
-    let side = side.as_str();
-    let result: u64 = match (workload.as_str(), side) {
+    let repeat: u32 = args.get(4).and_then(|r| r.parse().ok()).unwrap_or(1).max(1);
+    for _ in 0..repeat {
+        let result = run(workload, side.as_str(), divisor, usage);
+        println!("{workload}/{side}: {result}");
+    }
+}
+
+/// Runs `workload` once on `side` and returns its result.
+fn run(workload: &str, side: &str, divisor: u64, usage: &str) -> u64 {
+    match (workload, side) {
         ("spawn_join", "ours") => ours::spawn_join(SPAWN_TASKS / divisor),
         ("spawn_join", "reference") => reference::spawn_join(SPAWN_TASKS / divisor),
         ("spawn_join", "tokio") => tokio_ct::spawn_join(SPAWN_TASKS / divisor),
@@ -90,6 +100,5 @@ fn main() {
             eprintln!("{usage}");
             std::process::exit(2);
         }
-    };
-    println!("{workload}/{side}: {result}");
+    }
 }

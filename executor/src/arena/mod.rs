@@ -1,9 +1,9 @@
-//! The task arena: a slab of task slots addressed by `(index, sequence)`.
+//! The task arena: a table of task slots addressed by `(index, sequence)`.
 //!
 //! # What this module owns
 //! Every live task, through its slot: the [`OwnedTask`] (and so the future,
 //! in the task's heap block, see `task.rs`), its label and bookkeeping. A
-//! [`TaskId`] pairs the slab index with the task's sequence number (its spawn
+//! [`TaskId`] pairs the slot index with the task's sequence number (its spawn
 //! order, unique for the life of an executor). Lookups check both, so an id
 //! that outlived its task, or whose slot was reused by a later task, finds
 //! nothing.
@@ -15,13 +15,14 @@
 //!   arrives then only marks the slot `aborted`, and the run loop removes it
 //!   after the poll returns. Nobody else touches a future being polled.
 
+mod slots;
 pub(crate) mod task;
 
 pub use task::{Canceled, JoinHandle};
 pub(crate) use task::{Header, OwnedTask};
 
 use crate::Shared;
-use slab::Slab;
+use slots::Slots;
 use std::{
     future::Future,
     sync::{atomic::Ordering, Arc},
@@ -85,7 +86,7 @@ impl Slot {
 
 #[derive(Default)]
 pub(crate) struct Arena {
-    slab: Slab<Slot>,
+    slots: Slots<Slot>,
     next_seq: u64,
 }
 
@@ -104,10 +105,9 @@ impl Arena {
     {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entry = self.slab.vacant_entry();
-        let index = u32::try_from(entry.key()).expect("more than 2^32 live tasks");
+        let index = u32::try_from(self.slots.vacant_key()).expect("more than 2^32 live tasks");
         let (task, handle) = task::spawn(future, TaskId::new(index, seq), shared.clone());
-        entry.insert(Slot {
+        self.slots.insert(Slot {
             task,
             label,
             last_polled: now,
@@ -116,25 +116,38 @@ impl Arena {
     }
 
     pub(crate) fn get(&self, id: TaskId) -> Option<&Slot> {
-        self.slab
+        self.slots
             .get(id.index as usize)
             .filter(|slot| slot.id() == id)
     }
 
     pub(crate) fn get_mut(&mut self, id: TaskId) -> Option<&mut Slot> {
-        self.slab
+        self.slots
             .get_mut(id.index as usize)
             .filter(|slot| slot.id() == id)
     }
 
     pub(crate) fn remove(&mut self, id: TaskId) -> Option<Slot> {
         self.get(id)?;
-        Some(self.slab.remove(id.index as usize))
+        self.slots.remove(id.index as usize)
+    }
+
+    /// Fetches `id`'s slot into cache ahead of its use, without reading it.
+    pub(crate) fn prefetch_slot(&self, id: TaskId) {
+        self.slots.prefetch(id.index as usize);
+    }
+
+    /// Fetches the header of the task in `id`'s slot into cache ahead of its
+    /// poll. Reads the slot, so it should have been prefetched a while ago.
+    pub(crate) fn prefetch_task(&self, id: TaskId) {
+        if let Some(slot) = self.slots.get(id.index as usize) {
+            slots::prefetch(slot.task.header());
+        }
     }
 
     /// Removes every task (the caller drops them outside any lock).
     pub(crate) fn drain(&mut self) -> Vec<Slot> {
-        self.slab.drain().collect()
+        self.slots.drain().collect()
     }
 
     /// The sequence number the next task will get.
@@ -143,12 +156,12 @@ impl Arena {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.slab.len()
+        self.slots.len()
     }
 
     /// Live tasks in spawn order.
     pub(crate) fn tasks(&self) -> Vec<&Slot> {
-        let mut tasks: Vec<&Slot> = self.slab.iter().map(|(_, slot)| slot).collect();
+        let mut tasks: Vec<&Slot> = self.slots.iter().collect();
         tasks.sort_by_key(|slot| slot.id().seq());
         tasks
     }
