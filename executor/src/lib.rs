@@ -31,6 +31,7 @@ pub mod digest;
 mod pct;
 mod schedule;
 mod scheduler;
+mod slots;
 mod timer;
 mod waker;
 
@@ -57,10 +58,14 @@ use std::{
 use timer::{TimerId, Wheel};
 use waker::{EnterGuard, ReadyQueue};
 
-/// How many polls ahead the run loop prefetches a task block; its slot is
-/// prefetched twice as far ahead. A poll takes long enough that a few polls
-/// cover a memory access.
+/// How many tasks ahead the run loop prefetches a task block when it polls
+/// a round; the slot is prefetched twice as far ahead. A poll takes long
+/// enough that a few cover a memory access.
 const PREFETCH_AHEAD: usize = 4;
+
+/// The same, for waking the tasks of fired timers: a wake is much shorter
+/// than a poll, so it looks further ahead.
+const WAKE_AHEAD: usize = 16;
 
 /// How an executor runs.
 pub struct Config {
@@ -318,7 +323,14 @@ impl Executor {
             };
             // Most rounds fire nothing: skip setting up a drain.
             if !fired.is_empty() {
-                for wake in fired.drain(..) {
+                let mut wakes = fired.drain(..);
+                while let Some(wake) = wakes.next() {
+                    // Deadline order is random in memory: fetch ahead.
+                    let upcoming = wakes.as_slice();
+                    round.borrow().arena.prefetch(
+                        upcoming.get(WAKE_AHEAD - 1).and_then(Wake::task),
+                        upcoming.get(2 * WAKE_AHEAD - 1).and_then(Wake::task),
+                    );
                     wake.wake(&round);
                 }
             }
@@ -346,14 +358,11 @@ impl Executor {
         let mut finished: Option<Slot> = None;
         let mut state = round.borrow_mut();
         for (i, &id) in ids.iter().enumerate() {
-            // The order is random, so fetch the slot, then the task block,
-            // of the tasks a few polls ahead (see `arena::slots`).
-            if let Some(&later) = ids.get(i + 2 * PREFETCH_AHEAD) {
-                state.arena.prefetch_slot(later);
-            }
-            if let Some(&next) = ids.get(i + PREFETCH_AHEAD) {
-                state.arena.prefetch_task(next);
-            }
+            // The order is random: fetch what the next polls need.
+            state.arena.prefetch(
+                ids.get(i + PREFETCH_AHEAD).copied(),
+                ids.get(i + 2 * PREFETCH_AHEAD).copied(),
+            );
             if let Some(Halt::AfterPolls(limit)) = halt {
                 if state.polls >= limit {
                     drop(state);
@@ -664,6 +673,14 @@ impl Wake {
         match self {
             Wake::Task(id) => waker::task_of(waker, shared) == Some(*id),
             Wake::Waker(own) => own.will_wake(waker),
+        }
+    }
+
+    /// The task of this executor it wakes, if that is what it wakes.
+    fn task(&self) -> Option<TaskId> {
+        match self {
+            Wake::Task(id) => Some(*id),
+            Wake::Waker(_) => None,
         }
     }
 

@@ -15,14 +15,12 @@
 //!   arrives then only marks the slot `aborted`, and the run loop removes it
 //!   after the poll returns. Nobody else touches a future being polled.
 
-mod slots;
 pub(crate) mod task;
 
 pub use task::{Canceled, JoinHandle};
 pub(crate) use task::{Header, OwnedTask};
 
-use crate::Shared;
-use slots::Slots;
+use crate::{slots, slots::Slots, Shared};
 use std::{
     future::Future,
     sync::{atomic::Ordering, Arc},
@@ -132,16 +130,16 @@ impl Arena {
         self.slots.remove(id.index as usize)
     }
 
-    /// Fetches `id`'s slot into cache ahead of its use, without reading it.
-    pub(crate) fn prefetch_slot(&self, id: TaskId) {
-        self.slots.prefetch(id.index as usize);
-    }
-
-    /// Fetches the header of the task in `id`'s slot into cache ahead of its
-    /// poll. Reads the slot, so it should have been prefetched a while ago.
-    pub(crate) fn prefetch_task(&self, id: TaskId) {
-        if let Some(slot) = self.slots.get(id.index as usize) {
+    /// Fetches into cache, without reading them, what the run loop will
+    /// touch soon: the task block of `near` and the slot of `far`. `near`'s
+    /// slot is read to find its block, so it should have been `far` a few
+    /// calls ago.
+    pub(crate) fn prefetch(&self, near: Option<TaskId>, far: Option<TaskId>) {
+        if let Some(slot) = near.and_then(|id| self.slots.get(id.index as usize)) {
             slots::prefetch(slot.task.header());
+        }
+        if let Some(id) = far {
+            self.slots.prefetch(id.index as usize);
         }
     }
 

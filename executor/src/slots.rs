@@ -1,16 +1,16 @@
-//! The arena's slot table: a vector of entries whose vacant ones are chained
-//! into a free list, as in the `slab` crate, plus one thing `slab` does not
-//! offer: the address of an entry without reading it, so the run loop can
-//! prefetch the entries (and through them the task blocks) it will poll a
-//! few tasks from now.
+//! A keyed table (the task arena's slots, the timer wheel's entries): a
+//! vector of entries whose vacant ones are chained into a free list, as in
+//! the `slab` crate, plus one thing `slab` does not offer: the address of an
+//! entry without reading it, so a loop can prefetch the entries it will
+//! visit a few steps from now.
 //!
 //! # Why prefetch
-//! The scheduler polls a round's tasks in a seeded random order, so with
-//! hundreds of thousands of live tasks every poll reads an entry and a task
-//! block that are nowhere near the previous ones: two cache misses, and at
-//! that size two TLB misses, which measured as most of the time of a
-//! 500,000-task spawn+join. A prefetch is a hint to the CPU: it never faults,
-//! never changes memory and never changes what the program computes.
+//! The scheduler polls a round's tasks in a seeded random order, and timers
+//! fire in deadline order, so with hundreds of thousands of live tasks or
+//! timers each step reads entries nowhere near the previous ones: cache and
+//! TLB misses, which measured as most of the time of a 500,000-task
+//! spawn+join. A prefetch is a hint to the CPU: it never faults, never
+//! changes memory and never changes what the program computes.
 //!
 //! # Invariants
 //! * `next` is the key the next insert takes: the head of the free list, or
