@@ -6,10 +6,11 @@
 //! `storage_write_bandwidth`), plus network operation counters of ours.
 //! [`Metrics::label`] resolves a label's task metrics in the families; each
 //! backend resolves a label once and keeps the result. [`Metrics::spawn`]
-//! (the deterministic backend) caches them per label here, so a spawn does
-//! not hash into the metric families; the cache also hands out the label as
-//! one shared string, so a spawn allocates no label either (a prefixed label
-//! is formatted, looked up and dropped). The Tokio backend keeps its own
+//! (the deterministic backend) keeps them per label here, so a spawn does
+//! not hash into the metric families; it also hands out the label as one
+//! shared string, so a spawn allocates no label either, and it checks the
+//! last few labels it resolved first, so a repeated spawn does not format a
+//! prefixed label or search the table. The Tokio backend keeps its own
 //! per-label table with a per-thread cache in front (`tokio::task`).
 
 use parking_lot::Mutex;
@@ -18,7 +19,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
-use std::{collections::BTreeMap, sync::Arc};
+use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Work {
@@ -37,7 +38,7 @@ pub(crate) struct Metrics {
     tasks_spawned: Family<Work, Counter>,
     tasks_running: Family<Work, Gauge>,
     task_polls: Family<Work, Counter>,
-    labels: Mutex<BTreeMap<Arc<str>, Arc<LabelMetrics>>>,
+    labels: Mutex<Labels>,
 
     pub(crate) network_bandwidth: Counter,
     pub(crate) network_dials: Counter,
@@ -59,7 +60,7 @@ impl Metrics {
             tasks_spawned: Family::default(),
             tasks_running: Family::default(),
             task_polls: Family::default(),
-            labels: Mutex::new(BTreeMap::new()),
+            labels: Mutex::new(Labels::default()),
             network_bandwidth: Counter::default(),
             network_dials: Counter::default(),
             network_accepts: Counter::default(),
@@ -154,20 +155,83 @@ impl Metrics {
         }
     }
 
-    /// Counts a spawn of a task labelled `label` and returns the label as a
+    /// Counts a spawn of a task named `name` under a task labelled `parent`
+    /// (`None` for no prefix) and returns the new task's full label as a
     /// shared string, with the metrics the task updates while it lives (one
-    /// pointer, so a task carries eight bytes of metrics).
-    pub(crate) fn spawn(&self, label: &str) -> (Arc<str>, Arc<LabelMetrics>) {
+    /// pointer, so a task carries eight bytes of metrics). The last few
+    /// labels resolved are checked first, so a repeated spawn neither
+    /// formats nor searches the table.
+    pub(crate) fn spawn(&self, parent: Option<&str>, name: &str) -> (Arc<str>, Arc<LabelMetrics>) {
         let mut labels = self.labels.lock();
-        if let Some((label, entry)) = labels.get_key_value(label) {
-            entry.spawned.inc();
-            return (label.clone(), entry.clone());
-        }
-        let entry = Arc::new(self.label(label));
+        let (label, entry) = match labels
+            .recent
+            .iter()
+            .flatten()
+            .find(|(label, _)| is_spawned_label(label, parent, name))
+        {
+            Some((label, entry)) => (label.clone(), entry.clone()),
+            None => {
+                let full = full_label(parent, name);
+                let (label, entry) = match labels.table.get_key_value(&*full) {
+                    Some((label, entry)) => (label.clone(), entry.clone()),
+                    None => {
+                        let label: Arc<str> = full.into();
+                        let entry = Arc::new(self.label(&label));
+                        labels.table.insert(label.clone(), entry.clone());
+                        (label, entry)
+                    }
+                };
+                labels.remember(label.clone(), entry.clone());
+                (label, entry)
+            }
+        };
+        drop(labels);
         entry.spawned.inc();
-        let label: Arc<str> = label.into();
-        labels.insert(label.clone(), entry.clone());
         (label, entry)
+    }
+}
+
+/// The deterministic runtime's resolved labels: every label (kept for the
+/// runtime's life, as the metric families keep them) and the few resolved
+/// last.
+#[derive(Default)]
+struct Labels {
+    table: BTreeMap<Arc<str>, Arc<LabelMetrics>>,
+    recent: [Option<(Arc<str>, Arc<LabelMetrics>)>; RECENT],
+    next: usize,
+}
+
+/// How many resolved labels [`Metrics::spawn`] checks before the table.
+const RECENT: usize = 8;
+
+impl Labels {
+    /// Remembers a resolved label, replacing the oldest one remembered.
+    fn remember(&mut self, label: Arc<str>, entry: Arc<LabelMetrics>) {
+        self.recent[self.next] = Some((label, entry));
+        self.next = (self.next + 1) % RECENT;
+    }
+}
+
+/// The full label of a task named `name` spawned under a task labelled
+/// `parent`: `parent_name`, or `name` alone without a parent.
+pub(crate) fn full_label<'a>(parent: Option<&str>, name: &'a str) -> Cow<'a, str> {
+    match parent {
+        Some(parent) => Cow::Owned(format!("{parent}_{name}")),
+        None => Cow::Borrowed(name),
+    }
+}
+
+/// Whether `label` is the [`full_label`] of `name` under `parent`, without
+/// building it.
+pub(crate) fn is_spawned_label(label: &str, parent: Option<&str>, name: &str) -> bool {
+    match parent {
+        None => label == name,
+        Some(parent) => {
+            label
+                .strip_prefix(parent)
+                .and_then(|rest| rest.strip_prefix('_'))
+                == Some(name)
+        }
     }
 }
 
@@ -177,10 +241,46 @@ mod tests {
     use prometheus_client::encoding::text::encode;
 
     #[test]
+    fn spawn_resolves_prefixed_labels_through_the_recent_cache() {
+        let registry = std::sync::Mutex::new(Registry::default());
+        let metrics = Metrics::init(&registry);
+        // More distinct labels than the cache holds, each spawned twice in
+        // turn, so some hits and some misses; the same label always comes
+        // back as the same shared string and the same counters.
+        let parents = ["a", "a_b", "a_b_c", "x", "a_", "ab"];
+        let mut first = Vec::new();
+        for round in 0..2 {
+            for (i, parent) in parents.iter().enumerate() {
+                for name in ["b", "b_c"] {
+                    let (label, entry) = metrics.spawn(Some(parent), name);
+                    assert_eq!(&*label, format!("{parent}_{name}"));
+                    if round == 0 {
+                        first.push((label, entry));
+                    } else {
+                        let (label0, entry0) = &first[i * 2 + usize::from(name == "b_c")];
+                        assert!(Arc::ptr_eq(&label, label0));
+                        assert!(Arc::ptr_eq(&entry, entry0));
+                        assert_eq!(entry.spawned.get(), 2);
+                    }
+                }
+            }
+        }
+        // "a" + "b_c" and "a_b" + "c" are the same label.
+        let (abc, _) = metrics.spawn(Some("a_b"), "c");
+        assert!(Arc::ptr_eq(&abc, &first[1].0));
+        assert_eq!(first[1].1.spawned.get(), 3);
+        let (plain, _) = metrics.spawn(None, "a_b");
+        assert_eq!(&*plain, "a_b");
+        assert!(is_spawned_label("a_b", None, "a_b"));
+        assert!(!is_spawned_label("a_b", Some("a"), "c"));
+        assert!(!is_spawned_label("ab", Some("a"), "b"));
+    }
+
+    #[test]
     fn label_resolves_the_registered_metrics() {
         let registry = std::sync::Mutex::new(Registry::default());
         let metrics = Metrics::init(&registry);
-        let (_, task) = metrics.spawn("a");
+        let (_, task) = metrics.spawn(None, "a");
         let resolved = metrics.label("a");
         assert_eq!(resolved.spawned.get(), 1);
         resolved.polls.inc();

@@ -403,17 +403,11 @@ impl crate::Spawner for Context {
     {
         let metrics = &self.runtime.metrics;
         let handle = self.core().spawn_child(|parent| {
-            let prefixed = match parent {
-                Some(parent) if parent != ROOT_TASK && !parent.is_empty() => {
-                    Some(format!("{parent}_{label}"))
-                }
-                _ => None,
-            };
-            let label = prefixed.as_deref().unwrap_or(label);
-            if label == ROOT_TASK {
+            let parent = parent.filter(|parent| *parent != ROOT_TASK && !parent.is_empty());
+            if parent.is_none() && label == ROOT_TASK {
                 panic!("root task cannot be spawned");
             }
-            let (label, metrics) = metrics.spawn(label);
+            let (label, metrics) = metrics.spawn(parent, label);
             (label, track(f, metrics))
         });
         Handle::deterministic(handle)

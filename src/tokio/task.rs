@@ -30,7 +30,7 @@
 //!   placeholder unwinds instead, so the panic hook runs once per panic.
 
 use super::Panic;
-use crate::metrics::{LabelMetrics, Metrics};
+use crate::metrics::{full_label, is_spawned_label, LabelMetrics, Metrics};
 use futures::channel::oneshot;
 use parking_lot::Mutex;
 use pin_project_lite::pin_project;
@@ -122,16 +122,7 @@ impl Label {
     /// Whether this label is `name` spawned under `parent` (already known to
     /// be non-empty, if present).
     fn is(&self, table: u64, parent: Option<&str>, name: &str) -> bool {
-        self.table == table
-            && match parent {
-                None => *self.name == *name,
-                Some(parent) => {
-                    self.name
-                        .strip_prefix(parent)
-                        .and_then(|rest| rest.strip_prefix('_'))
-                        == Some(name)
-                }
-            }
+        self.table == table && is_spawned_label(&self.name, parent, name)
     }
 
     /// Hands `payload` to `start` unless a panic was reported before.
@@ -194,14 +185,8 @@ impl Labels {
     }
 
     fn lookup(&self, metrics: &Metrics, parent: Option<&str>, name: &str) -> Arc<Label> {
-        let prefixed;
-        let full = match parent {
-            Some(parent) => {
-                prefixed = format!("{parent}_{name}");
-                &prefixed
-            }
-            None => name,
-        };
+        let full = full_label(parent, name);
+        let full = &*full;
         let mut table = self.table.lock();
         if let Some(label) = table.get(full) {
             return label.clone();
