@@ -169,17 +169,19 @@ impl<W> Wheel<W> {
         Some(entry.waker)
     }
 
-    /// Earliest pending deadline. Cascades timers down as needed, which moves
-    /// the wheel's time forward to at most that deadline.
+    /// Earliest pending deadline: the earliest in the first occupied slot of
+    /// the lowest occupied level (see the invariants), read without
+    /// re-filing anything; `expire` then fires it straight from that slot.
     pub(crate) fn next_deadline(&mut self) -> Option<u64> {
-        loop {
-            let (level, slot, start) = self.next_slot()?;
-            if level == 0 {
-                return Some(start);
-            }
-            self.elapsed = self.elapsed.max(start);
-            self.cascade(level, slot, u64::MAX, None);
+        let (level, slot, start) = self.next_slot()?;
+        if level == 0 {
+            return Some(start);
         }
+        let list = &mut self.lists[level][slot];
+        let entries = &self.entries;
+        // Drop stale places on the way, as every walk does.
+        list.retain(|place| is_live(entries, place));
+        list.iter().map(|place| place.deadline).min()
     }
 
     /// Fires every timer due at or before `now`, appending their wakers to
@@ -188,12 +190,6 @@ impl<W> Wheel<W> {
     pub(crate) fn expire(&mut self, now: u64, out: &mut Vec<W>) {
         if self.entries.len() == 0 {
             self.elapsed = self.elapsed.max(now);
-            return;
-        }
-        if now < self.elapsed {
-            // `next_deadline` moved the wheel ahead to find the earliest
-            // deadline, and the caller then stopped short of it (a run halted
-            // at a virtual time): nothing can be due yet.
             return;
         }
         while let Some((level, slot, start)) = self.next_slot() {
@@ -206,7 +202,7 @@ impl<W> Wheel<W> {
                 self.fire(&mut due, out);
                 self.scratch = due;
             } else {
-                self.cascade(level, slot, now, Some(out));
+                self.cascade(level, slot, now, out);
             }
         }
         self.elapsed = self.elapsed.max(now);
@@ -265,25 +261,23 @@ impl<W> Wheel<W> {
     }
 
     /// Re-files the timers of `slot`, the first occupied slot of the lowest
-    /// occupied level. The wheel's time first moves to the slot's earliest
-    /// deadline, capped at `limit`: no pending timer is due before that
-    /// point and it lies inside the slot's range (so no other slot is
-    /// skipped), and from there each timer drops straight to the level its
-    /// remaining distance needs instead of one level per cascade.
-    ///
-    /// With `fire`, timers already due at `limit` fire at once (in deadline,
-    /// then registration order) instead of being re-filed first: they are
-    /// the earliest pending timers, since lower levels are empty and every
-    /// other slot covers later times.
-    fn cascade(&mut self, level: usize, slot: usize, limit: u64, fire: Option<&mut Vec<W>>) {
+    /// occupied level, and fires those due at `limit`. The wheel's time
+    /// first moves to the slot's earliest deadline, capped at `limit`: no
+    /// pending timer is due before that point and it lies inside the slot's
+    /// range (so no other slot is skipped), and from there each timer drops
+    /// straight to the level its remaining distance needs instead of one
+    /// level per cascade. Timers already due fire at once (in deadline, then
+    /// registration order) instead of being re-filed first: they are the
+    /// earliest pending timers, since lower levels are empty and every other
+    /// slot covers later times.
+    fn cascade(&mut self, level: usize, slot: usize, limit: u64, out: &mut Vec<W>) {
         let mut places = self.take(level, slot);
         let earliest = places.iter().map(|place| place.deadline).min();
         self.elapsed = self.elapsed.max(earliest.unwrap_or(limit).min(limit));
-        let firing = fire.is_some();
         let mut due = 0;
         for i in 0..places.len() {
             let place = places[i];
-            if firing && place.deadline <= limit {
+            if place.deadline <= limit {
                 // Keep the due ones at the front, in order, for `fire`.
                 places[due] = place;
                 due += 1;
@@ -292,10 +286,7 @@ impl<W> Wheel<W> {
             }
         }
         places.truncate(due);
-        if let Some(out) = fire {
-            self.fire(&mut places, out);
-        }
-        places.clear();
+        self.fire(&mut places, out);
         self.scratch = places;
     }
 
