@@ -184,35 +184,31 @@ impl Digest {
     }
 
     /// Folds a payload into the lanes. Payloads (blocks written to storage,
-    /// messages sent) are the bulk of what the digest sees, so they are
-    /// consumed 16 bytes at a time into two accumulators whose dependency
-    /// chains are one multiply-add and one rotate-xor-add long, instead of
-    /// through the two-multiply `mix` chain: several times faster on KiB
-    /// payloads. A per-chunk key makes the product lane depend on where each
-    /// chunk sits; the rotating lane depends on order by construction. Both
-    /// are then folded in with `mix`, followed by the tail (< 16 bytes).
+    /// messages sent) are the bulk of what the digest sees, so they go
+    /// through a wide accumulator first: 64-byte stripes, eight 64-bit lanes
+    /// each taking a keyed 32×32-bit product and a neighbour's word (the
+    /// shape of xxh3's accumulate step), which the compiler turns into
+    /// vector multiplies. Each lane's key changes per stripe, so a word's
+    /// lane and stripe both matter. The lanes are then merged into one word
+    /// for `mix`, followed by the tail (< 64 bytes) as little-endian words.
     fn mix_bytes(&mut self, bytes: &[u8]) {
         self.mix(bytes.len() as u64);
-        let mut chunks = bytes.chunks_exact(16);
-        let (mut product, mut chain, mut key) = (0u64, 0u64, K2);
-        for chunk in &mut chunks {
-            let (mut low, mut high) = ([0u8; 8], [0u8; 8]);
-            low.copy_from_slice(&chunk[..8]);
-            high.copy_from_slice(&chunk[8..]);
-            let (low, high) = (u64::from_le_bytes(low), u64::from_le_bytes(high));
-            key = key.wrapping_add(K1);
-            let wide = u128::from(low ^ key) * u128::from(high ^ K3);
-            product = product.wrapping_add(wide as u64 ^ (wide >> 64) as u64);
-            chain = (chain.rotate_left(5) ^ low).wrapping_add(high);
-        }
-        if bytes.len() >= 16 {
-            self.mix(product);
-            self.mix(chain);
+        let mut stripes = bytes.chunks_exact(STRIPE);
+        if bytes.len() >= STRIPE {
+            let mut lanes = LANE_SEEDS;
+            let mut keys = LANE_KEYS;
+            for stripe in &mut stripes {
+                accumulate(&mut lanes, &keys, stripe);
+                for key in &mut keys {
+                    *key = key.wrapping_add(K1);
+                }
+            }
+            self.mix(merge(&lanes));
         }
         // The tail as little-endian words, zero-padded; built byte by byte
         // because a variable-length copy into a buffer would be a `memcpy`
         // call, the bulk of the cost of a short payload such as a label.
-        for rest in chunks.remainder().chunks(8) {
+        for rest in stripes.remainder().chunks(8) {
             let word = rest
                 .iter()
                 .rev()
@@ -241,6 +237,52 @@ impl Digest {
             finish(self.b.wrapping_add(self.a))
         )
     }
+}
+
+/// Bytes per accumulator step of [`Digest::mix_bytes`].
+const STRIPE: usize = 64;
+const LANES: usize = STRIPE / 8;
+const LANE_SEEDS: [u64; LANES] = [K1, K2, K3, K1 ^ K2, K2 ^ K3, K1 ^ K3, !K1, !K2];
+const LANE_KEYS: [u64; LANES] = [
+    0x243F_6A88_85A3_08D3,
+    0x1319_8A2E_0370_7344,
+    0xA409_3822_299F_31D0,
+    0x082E_FA98_EC4E_6C89,
+    0x4528_21E6_38D0_1377,
+    0xBE54_66CF_34E9_0C6C,
+    0xC0AC_29B7_C97C_50DD,
+    0x3F84_D5B5_B547_0917,
+];
+
+/// Folds the lanes into one word: a folded 128-bit product per pair of
+/// lanes (as xxh3 merges its accumulators), each rotated into the result.
+fn merge(lanes: &[u64; LANES]) -> u64 {
+    lanes.chunks_exact(2).fold(0u64, |merged, pair| {
+        let wide = u128::from(pair[0] ^ K1) * u128::from(pair[1] ^ K3);
+        merged
+            .rotate_left(23)
+            .wrapping_add(wide as u64 ^ (wide >> 64) as u64)
+    })
+}
+
+/// Folds one stripe into the lanes: each lane adds the product of its
+/// keyed word's halves, and its neighbour's plain word.
+#[inline(always)]
+fn accumulate(lanes: &mut [u64; LANES], keys: &[u64; LANES], stripe: &[u8]) {
+    for i in 0..LANES {
+        let data = le_word(stripe, i * 8);
+        let keyed = data ^ keys[i];
+        lanes[i ^ 1] = lanes[i ^ 1].wrapping_add(data);
+        lanes[i] = lanes[i].wrapping_add((keyed & 0xFFFF_FFFF) * (keyed >> 32));
+    }
+}
+
+/// The little-endian word at `at` in `chunk` (which has 8 bytes there).
+#[inline(always)]
+fn le_word(chunk: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&chunk[at..at + 8]);
+    u64::from_le_bytes(word)
 }
 
 #[cfg(test)]
