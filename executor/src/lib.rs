@@ -67,6 +67,10 @@ const PREFETCH_AHEAD: usize = 4;
 /// than a poll, so it looks further ahead.
 const WAKE_AHEAD: usize = 16;
 
+/// Below this many live tasks, slots and blocks stay in cache and the run
+/// loop does not prefetch (it would only add work to every poll).
+const PREFETCH_MIN_TASKS: usize = 4096;
+
 /// How an executor runs.
 pub struct Config {
     /// Virtual time (ns since the epoch) at which the run starts.
@@ -323,14 +327,17 @@ impl Executor {
             };
             // Most rounds fire nothing: skip setting up a drain.
             if !fired.is_empty() {
+                let prefetch = round.borrow().arena.len() >= PREFETCH_MIN_TASKS;
                 let mut wakes = fired.drain(..);
                 while let Some(wake) = wakes.next() {
-                    // Deadline order is random in memory: fetch ahead.
-                    let upcoming = wakes.as_slice();
-                    round.borrow().arena.prefetch(
-                        upcoming.get(WAKE_AHEAD - 1).and_then(Wake::task),
-                        upcoming.get(2 * WAKE_AHEAD - 1).and_then(Wake::task),
-                    );
+                    if prefetch {
+                        // Deadline order is random in memory: fetch ahead.
+                        let upcoming = wakes.as_slice();
+                        round.borrow().arena.prefetch(
+                            upcoming.get(WAKE_AHEAD - 1).and_then(Wake::task),
+                            upcoming.get(2 * WAKE_AHEAD - 1).and_then(Wake::task),
+                        );
+                    }
                     wake.wake(&round);
                 }
             }
@@ -357,12 +364,15 @@ impl Executor {
         // released.
         let mut finished: Option<Slot> = None;
         let mut state = round.borrow_mut();
+        let prefetch = state.arena.len() >= PREFETCH_MIN_TASKS;
         for (i, &id) in ids.iter().enumerate() {
-            // The order is random: fetch what the next polls need.
-            state.arena.prefetch(
-                ids.get(i + PREFETCH_AHEAD).copied(),
-                ids.get(i + 2 * PREFETCH_AHEAD).copied(),
-            );
+            if prefetch {
+                // The order is random: fetch what the next polls need.
+                state.arena.prefetch(
+                    ids.get(i + PREFETCH_AHEAD).copied(),
+                    ids.get(i + 2 * PREFETCH_AHEAD).copied(),
+                );
+            }
             if let Some(Halt::AfterPolls(limit)) = halt {
                 if state.polls >= limit {
                     drop(state);

@@ -187,11 +187,17 @@ impl<W> Wheel<W> {
     /// Fires every timer due at or before `now`, appending their wakers to
     /// `out` in (deadline, registration) order, and sets the wheel's time to
     /// `now`.
+    #[inline]
     pub(crate) fn expire(&mut self, now: u64, out: &mut Vec<W>) {
         if self.entries.len() == 0 {
             self.elapsed = self.elapsed.max(now);
             return;
         }
+        self.expire_pending(now, out);
+    }
+
+    /// [`Wheel::expire`] with timers pending.
+    fn expire_pending(&mut self, now: u64, out: &mut Vec<W>) {
         while let Some((level, slot, start)) = self.next_slot() {
             if start > now {
                 break;
