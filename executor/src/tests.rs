@@ -68,6 +68,48 @@ fn same_seed_same_run_different_seed_different_run() {
     assert!(distinct.len() > 10);
 }
 
+/// Enough tasks for the run loop to prefetch (`PREFETCH_MIN_TASKS`), each
+/// yielding, sleeping and finishing: returns every task's wake-up time in
+/// the order they woke, and the digest.
+fn crowd(seed: u64) -> (Vec<(u64, usize)>, String) {
+    let exec = executor(seed);
+    let core = exec.core().clone();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (l, c) = (log.clone(), core.clone());
+    run_ok(&exec, async move {
+        let handles: Vec<_> = (0..PREFETCH_MIN_TASKS + 1000)
+            .map(|i| {
+                let (l, c2) = (l.clone(), c.clone());
+                c.spawn("crowd".into(), async move {
+                    yield_now().await;
+                    c2.sleep_until(c2.now() + (i as u64 * 7919 % 1000) * MS)
+                        .await;
+                    l.lock().push((c2.now(), i));
+                    yield_now().await;
+                    i
+                })
+            })
+            .collect();
+        for (i, handle) in handles.into_iter().enumerate() {
+            assert_eq!(handle.await, Ok(i));
+        }
+    });
+    let log = log.lock().clone();
+    (log, core.digest())
+}
+
+#[test]
+fn a_crowd_runs_the_same_with_prefetching() {
+    let (log, digest) = crowd(3);
+    assert_eq!(log.len(), PREFETCH_MIN_TASKS + 1000);
+    assert!(
+        log.windows(2).all(|w| w[0].0 <= w[1].0),
+        "woken in time order"
+    );
+    assert_eq!(crowd(3), (log.clone(), digest));
+    assert_ne!(crowd(4).0, log, "another seed, another order");
+}
+
 #[test]
 fn time_advances_by_cycle_and_skips_when_idle() {
     let exec = executor(0);
