@@ -205,15 +205,9 @@ impl Digest {
             }
             self.mix(merge(&lanes));
         }
-        // The tail as little-endian words, zero-padded; built byte by byte
-        // because a variable-length copy into a buffer would be a `memcpy`
-        // call, the bulk of the cost of a short payload such as a label.
+        // The tail as little-endian words, zero-padded.
         for rest in stripes.remainder().chunks(8) {
-            let word = rest
-                .iter()
-                .rev()
-                .fold(0u64, |word, byte| word << 8 | u64::from(*byte));
-            self.mix(word);
+            self.mix(padded_word(rest));
         }
     }
 
@@ -274,6 +268,33 @@ fn accumulate(lanes: &mut [u64; LANES], keys: &[u64; LANES], stripe: &[u8]) {
         let keyed = data ^ keys[i];
         lanes[i ^ 1] = lanes[i ^ 1].wrapping_add(data);
         lanes[i] = lanes[i].wrapping_add((keyed & 0xFFFF_FFFF) * (keyed >> 32));
+    }
+}
+
+/// `bytes` (at most 8) as a zero-padded little-endian word. Built from two
+/// overlapping fixed-size reads instead of a variable-length copy (a
+/// `memcpy` call, the bulk of the cost of a short payload such as a label)
+/// or a byte loop: for 4 to 8 bytes, the first and the last four bytes,
+/// whose overlap holds the same bytes in both; below that, likewise with
+/// two bytes, and one byte alone.
+#[inline(always)]
+fn padded_word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    debug_assert!(n <= 8);
+    let u16_at = |at: usize| u64::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
+    let u32_at = |at: usize| {
+        u64::from(u32::from_le_bytes([
+            bytes[at],
+            bytes[at + 1],
+            bytes[at + 2],
+            bytes[at + 3],
+        ]))
+    };
+    match n {
+        0 => 0,
+        1 => u64::from(bytes[0]),
+        2..=3 => u16_at(0) | u16_at(n - 2) << (8 * (n - 2)),
+        _ => u32_at(0) | u32_at(n - 4) << (8 * (n - 4)),
     }
 }
 
