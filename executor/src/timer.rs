@@ -410,31 +410,47 @@ mod tests {
         assert_eq!(wheel.len(), 0);
     }
 
+    /// A xorshift64 generator for the model tests.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    /// A deadline after `now` from the random `r`: by `id`, due almost at
+    /// once, within microseconds, milliseconds or tens of seconds, so every
+    /// level of the wheel sees timers.
+    fn model_deadline(now: u64, r: u64, id: usize) -> u64 {
+        now + [r % 3, r % 5_000, r % 2_000_000, r % 50_000_000_000][id % 4]
+    }
+
+    /// Expires the wheel at `now` and returns the ids of the timers that
+    /// fired, in firing order.
+    fn expire_ids(wheel: &mut Wheel<Waker>, now: u64, log: &Arc<Mutex<Vec<usize>>>) -> Vec<usize> {
+        let mut out = Vec::new();
+        wheel.expire(now, &mut out);
+        log.lock().unwrap().clear();
+        out.into_iter().for_each(Waker::wake);
+        std::mem::take(&mut *log.lock().unwrap())
+    }
+
     #[test]
     fn interleaved_inserts_and_partial_expiry_match_a_model() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut wheel = Wheel::new(0);
         let mut model: Vec<(u64, usize)> = Vec::new();
         let mut now = 0u64;
-        let mut x: u64 = 0x9E37_79B9;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x9E37_79B9);
         for id in 0..3000 {
-            let r = next();
-            let deadline = now + [r % 3, r % 5_000, r % 2_000_000, r % 50_000_000_000][id % 4];
+            let deadline = model_deadline(now, next(), id);
             wheel.insert(deadline, waker(&log, id));
             model.push((deadline, id));
             if id % 7 == 0 {
                 now += next() % 3_000_000;
-                let mut out = Vec::new();
-                wheel.expire(now, &mut out);
-                log.lock().unwrap().clear();
-                out.into_iter().for_each(Waker::wake);
-                let fired = std::mem::take(&mut *log.lock().unwrap());
+                let fired = expire_ids(&mut wheel, now, &log);
                 model.sort();
                 let due = model.partition_point(|(d, _)| *d <= now);
                 let expected: Vec<usize> = model.drain(..due).map(|(_, id)| id).collect();
@@ -454,16 +470,9 @@ mod tests {
         // (deadline, id, timer): the pending timers.
         let mut model: Vec<(u64, usize, TimerId)> = Vec::new();
         let mut now = 0u64;
-        let mut x: u64 = 0x2545_F491;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x2545_F491);
         for id in 0..20_000 {
-            let r = next();
-            let deadline = now + [r % 3, r % 5_000, r % 2_000_000, r % 50_000_000_000][id % 4];
+            let deadline = model_deadline(now, next(), id);
             let timer = wheel.insert(deadline, waker(&log, id));
             model.push((deadline, id, timer));
             match next() % 8 {
@@ -483,11 +492,7 @@ mod tests {
                     } else {
                         now += next() % 3_000_000;
                     }
-                    let mut out = Vec::new();
-                    wheel.expire(now, &mut out);
-                    log.lock().unwrap().clear();
-                    out.into_iter().for_each(Waker::wake);
-                    let fired = std::mem::take(&mut *log.lock().unwrap());
+                    let fired = expire_ids(&mut wheel, now, &log);
                     model.sort_by_key(|(d, id, _)| (*d, *id));
                     let due = model.partition_point(|(d, _, _)| *d <= now);
                     let expected: Vec<usize> = model.drain(..due).map(|(_, id, _)| id).collect();
