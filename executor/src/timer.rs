@@ -3,8 +3,9 @@
 //! # What this module owns
 //! Every pending timer: its deadline, its registration order and what to
 //! wake when it fires (`W`: a waker, or whatever the executor uses to name a
-//! task without touching a waker's reference count). Eleven levels of 64 slots cover the whole `u64`
-//! nanosecond range; level `l` slots are `64^l` ns wide. A timer sits at the
+//! task without touching a waker's reference count). Eleven levels of 64
+//! slots cover the whole `u64` nanosecond range; level `l` slots are `64^l`
+//! ns wide. A timer sits at the
 //! level of the highest 6-bit group in which its deadline differs from the
 //! wheel's current time, so it is re-filed ("cascaded") at most ten times on
 //! its way down to level 0, where a slot is one nanosecond and every timer in
@@ -24,8 +25,12 @@
 //!   (cancelled timers, or an index a later timer reused): they are skipped,
 //!   and dropped whenever the list is walked or outgrows twice its live
 //!   count.
+//! * A pending timer stays in the slot it was filed in until that slot is
+//!   walked, and `elapsed` cannot enter the slot's range before then: the
+//!   slot is a function of the deadline and `elapsed`, which is how
+//!   `cancel` finds it.
 //! * Insert and cancel are O(1) amortized; finding the next deadline scans
-//!   at most 11 occupancy words.
+//!   at most 11 occupancy words and the first occupied slot's list.
 //!
 //! # Why lists of places, not linked entries
 //! A slot's list is a vector of (deadline, registration, index) places, so
