@@ -208,6 +208,9 @@ impl<W> Wheel<W> {
                 break;
             }
             self.elapsed = self.elapsed.max(start);
+            if self.fire_lone(level, slot, now, out) {
+                continue;
+            }
             if level == 0 {
                 let mut due = self.take(0, slot);
                 self.fire(&mut due, out);
@@ -217,6 +220,27 @@ impl<W> Wheel<W> {
             }
         }
         self.elapsed = self.elapsed.max(now);
+    }
+
+    /// Fires the slot's timer if the slot holds just one place, live and
+    /// due at `now`: what a cascade would do, without its buffers, sort and
+    /// second walk (the common case of a program with one timer pending).
+    fn fire_lone(&mut self, level: usize, slot: usize, now: u64, out: &mut Vec<W>) -> bool {
+        let [place] = self.lists[level][slot][..] else {
+            return false;
+        };
+        if place.deadline > now || !is_live(&self.entries, &place) {
+            return false;
+        }
+        let Some(entry) = self.entries.remove(place.index as usize) else {
+            return false;
+        };
+        self.lists[level][slot].clear();
+        self.live[level][slot] = 0;
+        self.occupied[level] &= !(1 << slot);
+        self.elapsed = self.elapsed.max(place.deadline);
+        out.push(entry.waker);
+        true
     }
 
     /// Removes every timer, returning their wakers.
