@@ -5,11 +5,10 @@
 //! wake when it fires (`W`: a waker, or whatever the executor uses to name a
 //! task without touching a waker's reference count). Eleven levels of 64
 //! slots cover the whole `u64` nanosecond range; level `l` slots are `64^l`
-//! ns wide. A timer sits at the
-//! level of the highest 6-bit group in which its deadline differs from the
-//! wheel's current time, so it is re-filed ("cascaded") at most ten times on
-//! its way down to level 0, where a slot is one nanosecond and every timer in
-//! it is due at exactly that instant.
+//! ns wide. A timer sits at the level of the highest 6-bit group in which
+//! its deadline differs from the wheel's current time, so it is re-filed
+//! ("cascaded") at most ten times on its way down to level 0, where a slot
+//! is one nanosecond and every timer in it is due at exactly that instant.
 //!
 //! # Invariants
 //! * `elapsed` never goes backwards and never passes a pending deadline
@@ -19,24 +18,20 @@
 //!   earliest timers.
 //! * Timers fire in deadline order; timers with the same deadline fire in
 //!   registration order.
-//! * A slot's list holds every live timer filed there, in registration
-//!   order, and `live` counts them; the slot's `occupied` bit is set exactly
-//!   when that count is non-zero. The list may also hold stale places
-//!   (cancelled timers, or an index a later timer reused): they are skipped,
-//!   and dropped whenever the list is walked or outgrows twice its live
-//!   count.
-//! * A pending timer stays in the slot it was filed in until that slot is
-//!   walked, and `elapsed` cannot enter the slot's range before then: the
-//!   slot is a function of the deadline and `elapsed`, which is how
-//!   `cancel` finds it.
+//! * Every pending timer has exactly one place, in the list of the slot it
+//!   is filed in, at the position its entry records; a slot's `occupied`
+//!   bit is set exactly when its list is non-empty. Cancelling removes the
+//!   place (the list's last place moves into the gap), so a cancelled sleep
+//!   leaves nothing behind. Order within a list is arbitrary: firing sorts
+//!   by deadline, then registration.
 //! * Insert and cancel are O(1) amortized; finding the next deadline scans
 //!   at most 11 occupancy words and the first occupied slot's list.
 //!
 //! # Why lists of places, not linked entries
 //! A slot's list is a vector of (deadline, registration, index) places, so
 //! re-filing a slot reads one vector in order and appends to others, and
-//! the entries it does read (to tell live from stale) are known in advance
-//! and prefetched. Linked entries made a cascade of a slot holding 50,000
+//! the entries it updates (their new position) are known in advance and
+//! prefetched. Linked entries made a cascade of a slot holding 50,000
 //! timers 50,000 dependent cache misses in a row.
 
 use crate::slots::Slots;
@@ -60,14 +55,16 @@ pub struct TimerId {
 }
 
 struct Entry<W> {
-    deadline: u64,
     seq: u64,
     waker: W,
+    /// Where the timer's place is: `lists[level][slot][pos]`.
+    pos: u32,
+    level: u8,
+    slot: u8,
 }
 
-/// A timer's place in a slot list: enough to re-file it without reading its
-/// entry, and its registration number, which tells it from a later timer
-/// that reused its entry.
+/// A timer's place in a slot list: enough to re-file and to order it
+/// without reading its entry.
 #[derive(Clone, Copy)]
 struct Place {
     deadline: u64,
@@ -79,7 +76,6 @@ pub(crate) struct Wheel<W> {
     elapsed: u64,
     entries: Slots<Entry<W>>,
     lists: [[Vec<Place>; SLOTS as usize]; LEVELS],
-    live: [[u32; SLOTS as usize]; LEVELS],
     occupied: [u64; LEVELS],
     next_seq: u64,
     /// Reused buffer for the places a cascade or a firing takes out.
@@ -102,7 +98,6 @@ impl<W> Wheel<W> {
             elapsed: now,
             entries: Slots::default(),
             lists: std::array::from_fn(|_| std::array::from_fn(|_| Vec::new())),
-            live: [[0; SLOTS as usize]; LEVELS],
             occupied: [0; LEVELS],
             next_seq: 0,
             scratch: Vec::new(),
@@ -122,15 +117,17 @@ impl<W> Wheel<W> {
         self.next_seq += 1;
         let index =
             u32::try_from(self.entries.vacant_key()).expect("more than 2^32 pending timers");
-        self.file(Place {
+        let (level, slot, pos) = self.file(Place {
             deadline,
             seq,
             index,
         });
         self.entries.insert(Entry {
-            deadline,
             seq,
             waker,
+            pos,
+            level,
+            slot,
         });
         TimerId { index, seq }
     }
@@ -146,30 +143,28 @@ impl<W> Wheel<W> {
     }
 
     /// Removes a pending timer and returns its waker (to be dropped by the
-    /// caller outside any lock). A stale id returns `None`. Its place stays
-    /// in its slot's list, stale, until the list is next walked or
-    /// compacted.
+    /// caller outside any lock). A stale id returns `None`.
     pub(crate) fn cancel(&mut self, id: TimerId) -> Option<W> {
         match self.entries.get(id.index as usize) {
             Some(entry) if entry.seq == id.seq => {}
             _ => return None,
         }
         let entry = self.entries.remove(id.index as usize)?;
-        // A pending timer still sits where it was filed (see `file`).
-        let level = level_for(self.elapsed, entry.deadline);
-        let slot = slot_for(entry.deadline, level);
-        debug_assert!(
-            self.live[level][slot] > 0,
-            "cancelled timer not in its slot"
+        let (level, slot, pos) = (
+            entry.level as usize,
+            entry.slot as usize,
+            entry.pos as usize,
         );
-        self.live[level][slot] -= 1;
-        let live = self.live[level][slot] as usize;
-        if live == 0 {
+        let list = &mut self.lists[level][slot];
+        list.swap_remove(pos);
+        if let Some(moved) = list.get(pos) {
+            if let Some(moved) = self.entries.get_mut(moved.index as usize) {
+                moved.pos = pos as u32;
+            }
+        }
+        if list.is_empty() {
             self.occupied[level] &= !(1 << slot);
-            release(&mut self.lists[level][slot]);
-        } else if self.lists[level][slot].len() > 2 * live + 16 {
-            let entries = &self.entries;
-            self.lists[level][slot].retain(|place| is_live(entries, place));
+            release(list);
         }
         Some(entry.waker)
     }
@@ -182,11 +177,10 @@ impl<W> Wheel<W> {
         if level == 0 {
             return Some(start);
         }
-        let list = &mut self.lists[level][slot];
-        let entries = &self.entries;
-        // Drop stale places on the way, as every walk does.
-        list.retain(|place| is_live(entries, place));
-        list.iter().map(|place| place.deadline).min()
+        self.lists[level][slot]
+            .iter()
+            .map(|place| place.deadline)
+            .min()
     }
 
     /// Fires every timer due at or before `now`, appending their wakers to
@@ -222,21 +216,21 @@ impl<W> Wheel<W> {
         self.elapsed = self.elapsed.max(now);
     }
 
-    /// Fires the slot's timer if the slot holds just one place, live and
-    /// due at `now`: what a cascade would do, without its buffers, sort and
-    /// second walk (the common case of a program with one timer pending).
+    /// Fires the slot's timer if the slot holds just one, due at `now`: what
+    /// a cascade would do, without its buffers, sort and second walk (the
+    /// common case of a program with one timer pending).
     fn fire_lone(&mut self, level: usize, slot: usize, now: u64, out: &mut Vec<W>) -> bool {
         let [place] = self.lists[level][slot][..] else {
             return false;
         };
-        if place.deadline > now || !is_live(&self.entries, &place) {
+        if place.deadline > now {
             return false;
         }
         let Some(entry) = self.entries.remove(place.index as usize) else {
             return false;
         };
+        debug_assert_eq!(entry.seq, place.seq, "a place names its own entry");
         self.lists[level][slot].clear();
-        self.live[level][slot] = 0;
         self.occupied[level] &= !(1 << slot);
         self.elapsed = self.elapsed.max(place.deadline);
         out.push(entry.waker);
@@ -246,7 +240,6 @@ impl<W> Wheel<W> {
     /// Removes every timer, returning their wakers.
     pub(crate) fn clear(&mut self) -> Vec<W> {
         self.lists = std::array::from_fn(|_| std::array::from_fn(|_| Vec::new()));
-        self.live = [[0; SLOTS as usize]; LEVELS];
         self.occupied = [0; LEVELS];
         self.entries.drain().map(|entry| entry.waker).collect()
     }
@@ -274,23 +267,13 @@ impl<W> Wheel<W> {
         Some((level, slot, start))
     }
 
-    /// Empties a slot and returns its live places, in registration order
-    /// (the slot's list itself is kept for reuse if it is small).
+    /// Empties a slot and returns its places: the slot's list itself, which
+    /// trades places with the (empty) scratch buffer.
     fn take(&mut self, level: usize, slot: usize) -> Vec<Place> {
         let mut places = std::mem::take(&mut self.scratch);
         let list = &mut self.lists[level][slot];
-        let entries = &self.entries;
-        for (i, place) in list.iter().enumerate() {
-            if let Some(ahead) = list.get(i + PREFETCH_AHEAD) {
-                entries.prefetch(ahead.index as usize);
-            }
-            if is_live(entries, place) {
-                places.push(*place);
-            }
-        }
-        list.clear();
+        std::mem::swap(&mut places, list);
         release(list);
-        self.live[level][slot] = 0;
         self.occupied[level] &= !(1 << slot);
         places
     }
@@ -311,13 +294,19 @@ impl<W> Wheel<W> {
         self.elapsed = self.elapsed.max(earliest.unwrap_or(limit).min(limit));
         let mut due = 0;
         for i in 0..places.len() {
+            if let Some(ahead) = places.get(i + PREFETCH_AHEAD) {
+                self.entries.prefetch(ahead.index as usize);
+            }
             let place = places[i];
             if place.deadline <= limit {
-                // Keep the due ones at the front, in order, for `fire`.
+                // Keep the due ones at the front for `fire`.
                 places[due] = place;
                 due += 1;
             } else {
-                self.file(place);
+                let (level, slot, pos) = self.file(place);
+                if let Some(entry) = self.entries.get_mut(place.index as usize) {
+                    (entry.level, entry.slot, entry.pos) = (level, slot, pos);
+                }
             }
         }
         places.truncate(due);
@@ -325,8 +314,8 @@ impl<W> Wheel<W> {
         self.scratch = places;
     }
 
-    /// Removes the timers of `due` (live places) and hands out what they
-    /// wake, in (deadline, registration) order.
+    /// Removes the timers of `due` and hands out what they wake, in
+    /// (deadline, registration) order.
     fn fire(&mut self, due: &mut Vec<Place>, out: &mut Vec<W>) {
         due.sort_unstable_by_key(|place| (place.deadline, place.seq));
         for (i, place) in due.iter().enumerate() {
@@ -341,25 +330,16 @@ impl<W> Wheel<W> {
     }
 
     /// Appends `place` to the list of the slot its deadline falls in, given
-    /// the wheel's time. A timer stays in that slot until the slot is
-    /// walked, and the wheel's time cannot reach the slot's range before
-    /// that (see the invariants), so `cancel` finds the slot again from the
-    /// deadline and the time then.
-    fn file(&mut self, place: Place) {
+    /// the wheel's time, and returns where it went, for the timer's entry.
+    fn file(&mut self, place: Place) -> (u8, u8, u32) {
         let level = level_for(self.elapsed, place.deadline);
         let slot = slot_for(place.deadline, level);
-        self.lists[level][slot].push(place);
-        self.live[level][slot] += 1;
+        let list = &mut self.lists[level][slot];
+        let pos = u32::try_from(list.len()).expect("more than 2^32 timers in one slot");
+        list.push(place);
         self.occupied[level] |= 1 << slot;
+        (level as u8, slot as u8, pos)
     }
-}
-
-/// The place's timer is still pending (not cancelled, not replaced by a
-/// later timer in the same entry).
-fn is_live<W>(entries: &Slots<Entry<W>>, place: &Place) -> bool {
-    entries
-        .get(place.index as usize)
-        .is_some_and(|entry| entry.seq == place.seq)
 }
 
 /// Frees an emptied list's memory if it grew past what steady use needs.
@@ -466,6 +446,31 @@ mod tests {
         std::mem::take(&mut *log.lock().unwrap())
     }
 
+    /// Every pending timer has one place, where its entry says, and no
+    /// other place exists (cancelled timers leave nothing behind).
+    fn assert_places_match_entries(wheel: &Wheel<Waker>) {
+        let mut places = 0;
+        for (level, lists) in wheel.lists.iter().enumerate() {
+            for (slot, list) in lists.iter().enumerate() {
+                assert_eq!(wheel.occupied[level] >> slot & 1 == 1, !list.is_empty());
+                for (pos, place) in list.iter().enumerate() {
+                    let entry = wheel.entries.get(place.index as usize).expect("live entry");
+                    assert_eq!(entry.seq, place.seq);
+                    assert_eq!(
+                        (
+                            entry.level as usize,
+                            entry.slot as usize,
+                            entry.pos as usize
+                        ),
+                        (level, slot, pos)
+                    );
+                    places += 1;
+                }
+            }
+        }
+        assert_eq!(places, wheel.len());
+    }
+
     #[test]
     fn interleaved_inserts_and_partial_expiry_match_a_model() {
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -530,13 +535,14 @@ mod tests {
                 _ => {}
             }
             assert_eq!(wheel.len(), model.len());
+            assert_places_match_entries(&wheel);
         }
         model.sort_by_key(|(d, id, _)| (*d, *id));
         let fired = run_all(&mut wheel, &log);
         let expected: Vec<_> = model.into_iter().map(|(d, id, _)| (id, d)).collect();
         assert_eq!(fired, expected);
         assert!(wheel.lists.iter().flatten().all(Vec::is_empty));
-        assert_eq!(wheel.live, [[0; SLOTS as usize]; LEVELS]);
+        assert_eq!(wheel.occupied, [0; LEVELS]);
     }
 
     #[test]
