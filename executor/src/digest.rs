@@ -147,11 +147,15 @@ impl Digest {
             .rotate_left(31);
     }
 
+    /// Folds an event's kind, position and word in one `mix`: the kind and
+    /// position are spread by an odd multiplier (a bijection) and xored onto
+    /// the word, so two events at one position collide only if their words
+    /// differ by exactly the spread difference of their kinds.
     #[inline]
     fn head(&mut self, kind: u8, word: u64) {
         self.events += 1;
-        self.mix(u64::from(kind) << 56 ^ self.events);
-        self.mix(word);
+        let tag = (u64::from(kind) << 56 ^ self.events).wrapping_mul(K3);
+        self.mix(word ^ tag);
     }
 
     /// Records an event of `kind` carrying one word of data.
