@@ -162,30 +162,8 @@ impl Metrics {
     /// labels resolved are checked first, so a repeated spawn neither
     /// formats nor searches the table.
     pub(crate) fn spawn(&self, parent: Option<&str>, name: &str) -> (Arc<str>, Arc<LabelMetrics>) {
-        let mut labels = self.labels.lock();
-        let (label, entry) = match labels
-            .recent
-            .iter()
-            .flatten()
-            .find(|(label, _)| is_spawned_label(label, parent, name))
-        {
-            Some((label, entry)) => (label.clone(), entry.clone()),
-            None => {
-                let full = full_label(parent, name);
-                let (label, entry) = match labels.table.get_key_value(&*full) {
-                    Some((label, entry)) => (label.clone(), entry.clone()),
-                    None => {
-                        let label: Arc<str> = full.into();
-                        let entry = Arc::new(self.label(&label));
-                        labels.table.insert(label.clone(), entry.clone());
-                        (label, entry)
-                    }
-                };
-                labels.remember(label.clone(), entry.clone());
-                (label, entry)
-            }
-        };
-        drop(labels);
+        // The guard goes at the end of the statement, before the count.
+        let (label, entry) = self.labels.lock().resolve(parent, name, self);
         entry.spawned.inc();
         (label, entry)
     }
@@ -205,9 +183,40 @@ struct Labels {
 const RECENT: usize = 8;
 
 impl Labels {
+    /// The label `name` spawned under `parent` and its metrics: from the
+    /// recent ones, else from the table (created in `metrics` on first use),
+    /// then remembered.
+    fn resolve(
+        &mut self,
+        parent: Option<&str>,
+        name: &str,
+        metrics: &Metrics,
+    ) -> (Arc<str>, Arc<LabelMetrics>) {
+        if let Some(found) = self
+            .recent
+            .iter()
+            .flatten()
+            .find(|(label, _)| is_spawned_label(label, parent, name))
+        {
+            return found.clone();
+        }
+        let full = full_label(parent, name);
+        let found = match self.table.get_key_value(&*full) {
+            Some((label, entry)) => (label.clone(), entry.clone()),
+            None => {
+                let label: Arc<str> = full.into();
+                let entry = Arc::new(metrics.label(&label));
+                self.table.insert(label.clone(), entry.clone());
+                (label, entry)
+            }
+        };
+        self.remember(found.clone());
+        found
+    }
+
     /// Remembers a resolved label, replacing the oldest one remembered.
-    fn remember(&mut self, label: Arc<str>, entry: Arc<LabelMetrics>) {
-        self.recent[self.next] = Some((label, entry));
+    fn remember(&mut self, found: (Arc<str>, Arc<LabelMetrics>)) {
+        self.recent[self.next] = Some(found);
         self.next = (self.next + 1) % RECENT;
     }
 }
