@@ -1,14 +1,12 @@
 //! [`Handle`]: the awaitable, abortable result of a spawned task.
 //!
 //! # What this module owns
-//! The two ways a handle gets its task's result, and the deterministic
-//! backend's wrapper around a spawned future. Both executors deliver a
+//! The two ways a handle gets its task's result. Both executors deliver a
 //! task's output through their own join handle, which [`Handle`] adopts (no
 //! allocation beyond the executor's one block per task): the deterministic
-//! executor's (`commonware_executor::JoinHandle`) and Tokio's (which also
-//! reports a panic Tokio caught). [`track`] (deterministic: panics propagate
-//! to the run loop) counts polls and keeps the running-tasks gauge; the
-//! Tokio backend wraps its tasks itself (`tokio::task`).
+//! executor's (`commonware_executor::JoinHandle`, whose executor also counts
+//! the task's metrics) and Tokio's (which also reports a panic Tokio caught;
+//! the Tokio backend wraps its tasks for metrics itself, `tokio::task`).
 //!
 //! # Invariants
 //! * A handle resolves exactly once its task stops existing: `Ok(value)` if
@@ -17,14 +15,11 @@
 //!   (including when its runtime ended), so awaiting a handle never hangs on
 //!   a task that can no longer run.
 //! * Aborting a task that already finished changes nothing.
-//! * The running gauge is decremented exactly once per task, however it ends.
 
-use crate::{metrics::LabelMetrics, Error};
-use pin_project_lite::pin_project;
+use crate::Error;
 use std::{
     future::Future,
     pin::Pin,
-    sync::{atomic::Ordering, Arc},
     task::{ready, Context, Poll},
 };
 
@@ -104,117 +99,9 @@ where
     }
 }
 
-/// Counts a task in its label's running gauge for as long as it exists.
-struct Running(Arc<LabelMetrics>);
-
-impl Running {
-    fn new(metrics: Arc<LabelMetrics>) -> Self {
-        metrics.running.inc();
-        Self(metrics)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.running.dec();
-    }
-}
-
-pin_project! {
-    /// The future [`track`] returns: the future, then the gauge, dropped
-    /// after it. (The executor drops it as soon as it completes.) It is a
-    /// hand-written future rather than an `async` block because an `async`
-    /// block stores a future it captures and then awaits twice (the capture
-    /// and the awaited copy; rustc does not reuse moved-from captures), which
-    /// would add the whole future's size again to every task.
-    struct Tracked<F> {
-        #[pin]
-        future: F,
-        running: Running,
-    }
-}
-
-impl<F: Future> Future for Tracked<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        // One deterministic runtime polls on one thread at a time, so a
-        // plain load and store count exactly, without the locked
-        // read-modify-write of `inc` (a fifth of a poll's cost).
-        let polls = this.running.0.polls.inner();
-        polls.store(polls.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        this.future.poll(cx)
-    }
-}
-
-/// Wraps `future` for the deterministic executor: the returned future runs
-/// it, counts its polls and keeps the running gauge until it is dropped. A
-/// panic propagates (the executor reports it). Only for futures polled by
-/// one thread at a time (see `Tracked::poll`).
-pub(crate) fn track<F>(future: F, metrics: Arc<LabelMetrics>) -> impl Future<Output = F::Output>
-where
-    F: Future,
-{
-    Tracked {
-        future,
-        running: Running::new(metrics),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::executor::block_on;
-    use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
-
-    fn metrics() -> Arc<LabelMetrics> {
-        Arc::new(LabelMetrics {
-            spawned: Counter::default(),
-            running: Gauge::default(),
-            polls: Counter::default(),
-        })
-    }
-
-    #[test]
-    fn track_counts_polls_and_keeps_the_gauge() {
-        let m = metrics();
-        let (running, polls) = (m.running.clone(), m.polls.clone());
-        let task = track(
-            async {
-                crate::reschedule().await;
-                7
-            },
-            m,
-        );
-        assert_eq!(running.get(), 1);
-        assert_eq!(block_on(task), 7);
-        assert_eq!(running.get(), 0);
-        assert_eq!(polls.get(), 2);
-    }
-
-    #[test]
-    fn wrappers_store_the_future_once() {
-        let future = std::future::ready([7u8; 512]);
-        let size = std::mem::size_of_val(&future);
-        let tracked = track(future, metrics());
-        assert!(
-            std::mem::size_of_val(&tracked) < size + 64,
-            "track costs {} bytes for a {size}-byte future",
-            std::mem::size_of_val(&tracked)
-        );
-        assert_eq!(block_on(tracked), [7u8; 512]);
-    }
-
-    #[test]
-    fn dropped_tracked_task_leaves_gauge() {
-        let m = metrics();
-        let running = m.running.clone();
-        let task = track(std::future::pending::<()>(), m);
-        assert_eq!(running.get(), 1);
-        drop(task);
-        assert_eq!(running.get(), 0);
-    }
 
     #[test]
     fn handle_is_unpin_send_sync() {

@@ -4,27 +4,39 @@
 //! `task_polls` labelled by task label; `bandwidth`; `open_blobs`,
 //! `storage_reads`, `storage_read_bandwidth`, `storage_writes`,
 //! `storage_write_bandwidth`), plus network operation counters of ours.
-//! [`Metrics::label`] resolves a label's task metrics in the families; each
-//! backend resolves a label once and keeps the result. [`Metrics::spawn`]
-//! (the deterministic backend) keeps them per label here, so a spawn does
-//! not hash into the metric families; it also hands out the label as one
-//! shared string, so a spawn allocates no label either, and it checks the
-//! last few labels it resolved first, so a repeated spawn does not format a
-//! prefixed label or search the table. The Tokio backend keeps its own
-//! per-label table with a per-thread cache in front (`tokio::task`).
+//!
+//! The two runtimes report task metrics differently. Tokio's tasks update
+//! [`TaskFamilies`] as they spawn, run and finish (the Tokio backend resolves
+//! a label once and keeps its metrics, see `tokio::task`). The deterministic
+//! executor counts per label itself, under the state borrow it already
+//! holds (no atomics, see `commonware_executor::LabelStats`), and
+//! [`TaskCounts`] reads those counts when the registry is encoded: a spawn
+//! or a poll costs the metrics nothing.
 
+use commonware_executor::Core;
 use parking_lot::Mutex;
 use prometheus_client::{
-    encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+        MetricType,
+    },
     registry::Registry,
 };
-use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
+use std::{borrow::Cow, sync::Arc};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Work {
     label: String,
 }
+
+/// Name and help of the three task metrics, as the reference registers them.
+const TASKS_SPAWNED: (&str, &str) = ("tasks_spawned", "Total number of tasks spawned");
+const TASKS_RUNNING: (&str, &str) = ("tasks_running", "Number of tasks currently running");
+const TASK_POLLS: (&str, &str) = ("task_polls", "Total number of task polls");
 
 /// The task metrics of one label, already resolved in the families.
 pub(crate) struct LabelMetrics {
@@ -33,13 +45,102 @@ pub(crate) struct LabelMetrics {
     pub(crate) polls: Counter,
 }
 
+/// The Tokio runtime's task metrics: one family per metric, by label.
+pub(crate) struct TaskFamilies {
+    spawned: Family<Work, Counter>,
+    running: Family<Work, Gauge>,
+    polls: Family<Work, Counter>,
+}
+
+impl TaskFamilies {
+    /// Creates the families and registers them in `registry`.
+    pub(crate) fn register(registry: &std::sync::Mutex<Registry>) -> Self {
+        let families = Self {
+            spawned: Family::default(),
+            running: Family::default(),
+            polls: Family::default(),
+        };
+        let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
+        registry.register(TASKS_SPAWNED.0, TASKS_SPAWNED.1, families.spawned.clone());
+        registry.register(TASKS_RUNNING.0, TASKS_RUNNING.1, families.running.clone());
+        registry.register(TASK_POLLS.0, TASK_POLLS.1, families.polls.clone());
+        families
+    }
+    /// The task metrics of `label`, created (at zero) on first use. Counts
+    /// nothing: the caller keeps them and counts its tasks itself.
+    pub(crate) fn label(&self, label: &str) -> LabelMetrics {
+        let work = Work {
+            label: label.to_string(),
+        };
+        LabelMetrics {
+            spawned: self.spawned.get_or_create(&work).clone(),
+            running: self.running.get_or_create(&work).clone(),
+            polls: self.polls.get_or_create(&work).clone(),
+        }
+    }
+}
+
+/// The deterministic runtime's task metrics: the counts its executor keeps
+/// per label, read at each scrape. A recovered runtime points them at its
+/// own executor, which carries the counts on.
+#[derive(Clone, Default)]
+pub(crate) struct TaskCounts {
+    source: Arc<Mutex<Option<Core>>>,
+}
+
+impl TaskCounts {
+    /// Registers the counts in `registry`; they report nothing until
+    /// [`TaskCounts::read_from`] names an executor.
+    pub(crate) fn register(registry: &std::sync::Mutex<Registry>) -> Self {
+        let counts = Self::default();
+        let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
+        registry.register_collector(Box::new(counts.clone()));
+        counts
+    }
+
+    /// Reports the counts of `core`'s executor from now on.
+    pub(crate) fn read_from(&self, core: Core) {
+        *self.source.lock() = Some(core);
+    }
+}
+
+impl std::fmt::Debug for TaskCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskCounts")
+    }
+}
+
+impl Collector for TaskCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = match &*self.source.lock() {
+            Some(core) => core.label_stats(),
+            None => Vec::new(),
+        };
+        let work = |label: &str| Work {
+            label: label.to_string(),
+        };
+        let (name, help) = TASKS_SPAWNED;
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (label, counts) in &stats {
+            ConstCounter::new(counts.spawned).encode(family.encode_family(&work(label))?)?;
+        }
+        let (name, help) = TASKS_RUNNING;
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (label, counts) in &stats {
+            let running = i64::try_from(counts.running).unwrap_or(i64::MAX);
+            ConstGauge::new(running).encode(family.encode_family(&work(label))?)?;
+        }
+        let (name, help) = TASK_POLLS;
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (label, counts) in &stats {
+            ConstCounter::new(counts.polls).encode(family.encode_family(&work(label))?)?;
+        }
+        Ok(())
+    }
+}
+
 /// Every metric a runtime reports.
 pub(crate) struct Metrics {
-    tasks_spawned: Family<Work, Counter>,
-    tasks_running: Family<Work, Gauge>,
-    task_polls: Family<Work, Counter>,
-    labels: Mutex<Labels>,
-
     pub(crate) network_bandwidth: Counter,
     pub(crate) network_dials: Counter,
     pub(crate) network_accepts: Counter,
@@ -54,13 +155,10 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// Creates the metrics and registers them in `registry`.
+    /// Creates the network and storage metrics and registers them in
+    /// `registry`.
     pub(crate) fn init(registry: &std::sync::Mutex<Registry>) -> Self {
         let metrics = Self {
-            tasks_spawned: Family::default(),
-            tasks_running: Family::default(),
-            task_polls: Family::default(),
-            labels: Mutex::new(Labels::default()),
             network_bandwidth: Counter::default(),
             network_dials: Counter::default(),
             network_accepts: Counter::default(),
@@ -73,21 +171,6 @@ impl Metrics {
             storage_write_bandwidth: Counter::default(),
         };
         let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
-        registry.register(
-            "tasks_spawned",
-            "Total number of tasks spawned",
-            metrics.tasks_spawned.clone(),
-        );
-        registry.register(
-            "tasks_running",
-            "Number of tasks currently running",
-            metrics.tasks_running.clone(),
-        );
-        registry.register(
-            "task_polls",
-            "Total number of task polls",
-            metrics.task_polls.clone(),
-        );
         registry.register(
             "bandwidth",
             "Total amount of data sent over network",
@@ -141,84 +224,6 @@ impl Metrics {
         drop(registry);
         metrics
     }
-
-    /// The task metrics of `label`, created (at zero) on first use. Counts
-    /// nothing: the caller keeps them and counts its tasks itself.
-    pub(crate) fn label(&self, label: &str) -> LabelMetrics {
-        let work = Work {
-            label: label.to_string(),
-        };
-        LabelMetrics {
-            spawned: self.tasks_spawned.get_or_create(&work).clone(),
-            running: self.tasks_running.get_or_create(&work).clone(),
-            polls: self.task_polls.get_or_create(&work).clone(),
-        }
-    }
-
-    /// Counts a spawn of a task named `name` under a task labelled `parent`
-    /// (`None` for no prefix) and returns the new task's full label as a
-    /// shared string, with the metrics the task updates while it lives (one
-    /// pointer, so a task carries eight bytes of metrics). The last few
-    /// labels resolved are checked first, so a repeated spawn neither
-    /// formats nor searches the table.
-    pub(crate) fn spawn(&self, parent: Option<&str>, name: &str) -> (Arc<str>, Arc<LabelMetrics>) {
-        // The guard goes at the end of the statement, before the count.
-        let (label, entry) = self.labels.lock().resolve(parent, name, self);
-        entry.spawned.inc();
-        (label, entry)
-    }
-}
-
-/// The deterministic runtime's resolved labels: every label (kept for the
-/// runtime's life, as the metric families keep them) and the few resolved
-/// last.
-#[derive(Default)]
-struct Labels {
-    table: BTreeMap<Arc<str>, Arc<LabelMetrics>>,
-    recent: [Option<(Arc<str>, Arc<LabelMetrics>)>; RECENT],
-    next: usize,
-}
-
-/// How many resolved labels [`Metrics::spawn`] checks before the table.
-const RECENT: usize = 8;
-
-impl Labels {
-    /// The label `name` spawned under `parent` and its metrics: from the
-    /// recent ones, else from the table (created in `metrics` on first use),
-    /// then remembered.
-    fn resolve(
-        &mut self,
-        parent: Option<&str>,
-        name: &str,
-        metrics: &Metrics,
-    ) -> (Arc<str>, Arc<LabelMetrics>) {
-        if let Some(found) = self
-            .recent
-            .iter()
-            .flatten()
-            .find(|(label, _)| is_spawned_label(label, parent, name))
-        {
-            return found.clone();
-        }
-        let full = full_label(parent, name);
-        let found = match self.table.get_key_value(&*full) {
-            Some((label, entry)) => (label.clone(), entry.clone()),
-            None => {
-                let label: Arc<str> = full.into();
-                let entry = Arc::new(metrics.label(&label));
-                self.table.insert(label.clone(), entry.clone());
-                (label, entry)
-            }
-        };
-        self.remember(found.clone());
-        found
-    }
-
-    /// Remembers a resolved label, replacing the oldest one remembered.
-    fn remember(&mut self, found: (Arc<str>, Arc<LabelMetrics>)) {
-        self.recent[self.next] = Some(found);
-        self.next = (self.next + 1) % RECENT;
-    }
 }
 
 /// The full label of a task named `name` spawned under a task labelled
@@ -250,47 +255,12 @@ mod tests {
     use prometheus_client::encoding::text::encode;
 
     #[test]
-    fn spawn_resolves_prefixed_labels_through_the_recent_cache() {
+    fn label_resolves_the_registered_families() {
         let registry = std::sync::Mutex::new(Registry::default());
-        let metrics = Metrics::init(&registry);
-        // More distinct labels than the cache holds, each spawned twice in
-        // turn, so some hits and some misses; the same label always comes
-        // back as the same shared string and the same counters.
-        let parents = ["a", "a_b", "a_b_c", "x", "a_", "ab"];
-        let mut first = Vec::new();
-        for round in 0..2 {
-            for (i, parent) in parents.iter().enumerate() {
-                for name in ["b", "b_c"] {
-                    let (label, entry) = metrics.spawn(Some(parent), name);
-                    assert_eq!(&*label, format!("{parent}_{name}"));
-                    if round == 0 {
-                        first.push((label, entry));
-                    } else {
-                        let (label0, entry0) = &first[i * 2 + usize::from(name == "b_c")];
-                        assert!(Arc::ptr_eq(&label, label0));
-                        assert!(Arc::ptr_eq(&entry, entry0));
-                        assert_eq!(entry.spawned.get(), 2);
-                    }
-                }
-            }
-        }
-        // "a" + "b_c" and "a_b" + "c" are the same label.
-        let (abc, _) = metrics.spawn(Some("a_b"), "c");
-        assert!(Arc::ptr_eq(&abc, &first[1].0));
-        assert_eq!(first[1].1.spawned.get(), 3);
-        let (plain, _) = metrics.spawn(None, "a_b");
-        assert_eq!(&*plain, "a_b");
-        assert!(is_spawned_label("a_b", None, "a_b"));
-        assert!(!is_spawned_label("a_b", Some("a"), "c"));
-        assert!(!is_spawned_label("ab", Some("a"), "b"));
-    }
-
-    #[test]
-    fn label_resolves_the_registered_metrics() {
-        let registry = std::sync::Mutex::new(Registry::default());
-        let metrics = Metrics::init(&registry);
-        let (_, task) = metrics.spawn(None, "a");
-        let resolved = metrics.label("a");
+        let families = TaskFamilies::register(&registry);
+        let task = families.label("a");
+        task.spawned.inc();
+        let resolved = families.label("a");
         assert_eq!(resolved.spawned.get(), 1);
         resolved.polls.inc();
         assert_eq!(task.polls.get(), 1);
@@ -304,5 +274,15 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
+    }
+
+    #[test]
+    fn prefixed_labels_are_recognised_without_building_them() {
+        assert_eq!(full_label(Some("a"), "b"), "a_b");
+        assert_eq!(full_label(None, "a_b"), "a_b");
+        assert!(is_spawned_label("a_b", None, "a_b"));
+        assert!(is_spawned_label("a_b_c", Some("a"), "b_c"));
+        assert!(!is_spawned_label("a_b", Some("a"), "c"));
+        assert!(!is_spawned_label("ab", Some("a"), "b"));
     }
 }

@@ -189,6 +189,76 @@ fn labels_are_prefixed_by_parent() {
     );
 }
 
+/// The executor counts task metrics itself; a scrape reads them without
+/// waiting for the run loop, so a thread that scrapes while a task blocks on
+/// it (holding the executor) finishes, and sees the counts so far: the
+/// running task, its poll in progress, and a recovered runtime carries the
+/// counts on.
+#[test]
+fn metrics_are_scraped_without_waiting_for_the_run_loop() {
+    let registry = Arc::new(Mutex::new(prometheus_client::registry::Registry::default()));
+    let cfg = Config {
+        registry: registry.clone(),
+        ..Config::default()
+    };
+    let scrape = |registry: &Arc<Mutex<prometheus_client::registry::Registry>>| {
+        let registry = registry.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &registry.lock().unwrap())
+                .unwrap();
+            text
+        })
+        .join()
+        .unwrap()
+    };
+    let (executor, context, _) = Executor::init(cfg);
+    let inner = registry.clone();
+    let text = executor.start(async move {
+        context
+            .spawn("scraper", async move { scrape(&inner) })
+            .await
+            .unwrap()
+    });
+    for line in [
+        r#"tasks_spawned_total{label="scraper"} 1"#,
+        r#"tasks_running{label="scraper"} 1"#,
+        r#"task_polls_total{label="scraper"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    assert!(!text.contains(r#"label="root""#), "the root is not counted");
+}
+
+#[test]
+fn task_metrics_carry_over_a_recovery() {
+    let registry = Arc::new(Mutex::new(prometheus_client::registry::Registry::default()));
+    let cfg = Config {
+        registry: registry.clone(),
+        ..Config::default()
+    };
+    let (executor, context, _) = Executor::init(cfg);
+    let context = executor.start(async move {
+        context.spawn("worker", async {}).await.unwrap();
+        context.spawn("stuck", futures::future::pending::<()>());
+        reschedule().await;
+        context
+    });
+    let (executor, context, _) = context.recover();
+    executor.start(async move {
+        context.spawn("worker", async {}).await.unwrap();
+    });
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry.lock().unwrap()).unwrap();
+    for line in [
+        r#"tasks_spawned_total{label="worker"} 2"#,
+        r#"tasks_spawned_total{label="stuck"} 1"#,
+        r#"tasks_running{label="stuck"} 0"#,
+        r#"task_polls_total{label="worker"} 2"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+}
 // ---- Deterministic scheduling and time ----
 
 #[test]

@@ -28,6 +28,7 @@
 mod arena;
 mod bytes;
 pub mod digest;
+mod labels;
 mod pct;
 mod schedule;
 mod scheduler;
@@ -38,11 +39,13 @@ mod waker;
 pub use arena::{Canceled, JoinHandle, TaskId};
 pub use bytes::Bytes;
 pub use digest::{Digest, Trace, TraceEvent};
+pub use labels::LabelStats;
 pub use pct::{Pct, DEFAULT_STEPS as PCT_DEFAULT_STEPS};
 pub use schedule::{shrink, Decision, ParseError, Recorder, Replay, Schedule};
 pub use scheduler::{below, shuffle, Strategy, Uniform};
 
 use arena::{Arena, Slot};
+use labels::{LabelId, Labels, Published};
 use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 use std::{
     any::Any,
@@ -123,6 +126,15 @@ struct State {
     polls: u64,
 }
 
+impl State {
+    /// The label a task spawned now is named under: the label of the task
+    /// being polled, unless that is the run's root.
+    fn parent_label(&self) -> Option<LabelId> {
+        let current = self.current.filter(|&id| Some(id) != self.root)?;
+        Some(self.arena.get(current)?.label)
+    }
+}
+
 /// One executor's state, shared by its `Core` handles and its tasks' blocks
 /// (whose headers point here so wakers and join handles can reach it).
 pub(crate) struct Shared {
@@ -134,6 +146,8 @@ pub(crate) struct Shared {
     /// user code (a future, a waker) runs.
     state: ReentrantMutex<RefCell<State>>,
     queue: ReadyQueue,
+    /// The label counts, readable without the state.
+    labels: Published,
     cycle: u64,
     deadline: Option<u64>,
 }
@@ -201,11 +215,13 @@ impl Executor {
     }
 
     fn from_state(state: State, cycle: u64, deadline: Option<u64>) -> Self {
+        let labels = state.arena.labels.published();
         Self {
             core: Core {
                 shared: Arc::new(Shared {
                     state: ReentrantMutex::new(RefCell::new(state)),
                     queue: ReadyQueue::default(),
+                    labels,
                     cycle,
                     deadline,
                 }),
@@ -246,7 +262,7 @@ impl Executor {
     {
         let shared = &*self.core.shared;
         let queue = shared.queue.enter();
-        let mut root = self.core.spawn(label.into(), root);
+        let mut root = self.core.spawn(label, root);
         shared.state.lock().borrow_mut().root = Some(root.id());
         let result = self.run_loop(&queue, halt);
         if let Ok(false) = result {
@@ -383,16 +399,10 @@ impl Executor {
             let now = state.now;
             // Stale ids (tasks aborted after being woken) are skipped, and
             // so is the second entry of a task a cross-thread race enqueued
-            // twice (see `ReadyQueue::wake`).
-            let Some(slot) = state.arena.get_mut(id) else {
+            // twice.
+            let Some(poller) = state.arena.begin_poll(id, now) else {
                 continue;
             };
-            if !slot.task.header().is_queued() {
-                continue;
-            }
-            slot.last_polled = now;
-            slot.set_polling(true);
-            let poller = slot.task.poller();
             state.current = Some(id);
             state.polls += 1;
             state.digest.event(digest::kind::POLL, id.seq());
@@ -426,9 +436,12 @@ impl Executor {
                     }
                 }
                 Err(payload) => {
+                    let label = state
+                        .arena
+                        .get(id)
+                        .map(|slot| state.arena.label(slot).to_string());
                     let slot = state.arena.remove(id);
                     drop(state);
-                    let label = slot.as_ref().map(|s| s.label.to_string());
                     drop(slot);
                     drop(finished);
                     return Err(Failure::Panic {
@@ -450,24 +463,48 @@ impl Core {
         self.shared.state.lock().borrow().now
     }
 
-    /// Spawns a task; it runs in a later round of the loop. Dropping the
-    /// returned handle detaches the task.
-    pub fn spawn<F>(&self, label: Arc<str>, future: F) -> JoinHandle<F::Output>
+    /// Spawns a task labelled `label` as it is, not counted in any
+    /// [`LabelStats`] (a run's root, a backend's own machinery); it runs in
+    /// a later round of the loop. Dropping the returned handle detaches the
+    /// task.
+    pub fn spawn<F>(&self, label: &str, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_child(|_| (label, future))
+        self.insert(future, |labels, _| (labels.intern(label), false))
     }
 
-    /// Spawns the task `make` builds, given the label of the task being
-    /// polled right now, if any: `make` returns the new task's label and
-    /// future. Reading the parent and inserting the child take one state
-    /// borrow; `make` runs inside it, so it must not call back into the
-    /// executor.
-    pub fn spawn_child<F>(
+    /// Spawns a task named `name` under the task being polled right now:
+    /// labelled `parent_name`, or `name` alone when there is no such task,
+    /// when it is the run's root or when its label is empty (see
+    /// [`Core::spawns_unprefixed`]). The task counts in its label's
+    /// [`LabelStats`].
+    pub fn spawn_child<F>(&self, name: &str, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.insert(future, |labels, parent| (labels.child(parent, name), true))
+    }
+
+    /// Whether a task spawned here and now by [`Core::spawn_child`] gets its
+    /// name alone as its label.
+    pub fn spawns_unprefixed(&self) -> bool {
+        let guard = self.shared.state.lock();
+        let state = guard.borrow();
+        state
+            .parent_label()
+            .is_none_or(|id| state.arena.labels.name(id).is_empty())
+    }
+
+    /// Inserts a task whose label (and whether it is counted) `label`
+    /// resolves from the label of the task spawning it, under one state
+    /// borrow.
+    fn insert<F>(
         &self,
-        make: impl FnOnce(Option<&str>) -> (Arc<str>, F),
+        future: F,
+        label: impl FnOnce(&mut Labels, Option<LabelId>) -> (LabelId, bool),
     ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -476,17 +513,27 @@ impl Core {
         let handle = {
             let guard = self.shared.state.lock();
             let mut state = guard.borrow_mut();
-            let parent = state.current.and_then(|id| state.arena.get(id));
-            let (label, future) = make(parent.map(|slot| &*slot.label));
+            let parent = state.parent_label();
             let now = state.now;
-            let seq = state.arena.next_seq();
-            state
-                .digest
-                .event_bytes(digest::kind::SPAWN, seq, label.as_bytes());
-            state.arena.insert(label, future, &self.shared, now)
+            let State { arena, digest, .. } = &mut *state;
+            let (label, counted) = label(&mut arena.labels, parent);
+            digest.event_bytes(
+                digest::kind::SPAWN,
+                arena.next_seq(),
+                arena.labels.name(label).as_bytes(),
+            );
+            arena.insert(label, counted, future, &self.shared, now)
         };
         self.shared.queue.push(handle.id());
         handle
+    }
+
+    /// What the executor counted per label, for every label with counted
+    /// tasks, in label order. Does not wait for the run loop: callable from
+    /// any thread at any time (counts of a round in progress may be seen
+    /// half updated).
+    pub fn label_stats(&self) -> Vec<(Arc<str>, LabelStats)> {
+        self.shared.labels.counted()
     }
 
     /// Aborts a task: its future is dropped (at once, or right after its
@@ -596,7 +643,7 @@ impl Core {
         let guard = self.shared.state.lock();
         let state = guard.borrow();
         let next = State {
-            arena: Arena::default(),
+            arena: Arena::with_labels(state.arena.labels.successor()),
             wheel: Wheel::new(state.now),
             now: state.now,
             strategy: state.strategy.fork(),
@@ -634,7 +681,7 @@ impl Core {
             let _ = write!(
                 report,
                 "\n  - {} (task #{}): last polled {:?} ago",
-                slot.label,
+                state.arena.label(slot),
                 slot.id().seq(),
                 idle
             );

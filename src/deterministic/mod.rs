@@ -56,7 +56,10 @@ pub use faults::{Faults, Halt, LinkFaults, PartitionMode, StorageFaults, SECTOR}
 pub use network::{Listener, Sink, Stream};
 pub use storage::{Blob, Partition, MAX_BLOB_LEN};
 
-use crate::{handle::track, metrics::Metrics, Handle, Signal, Signaler};
+use crate::{
+    metrics::{Metrics, TaskCounts},
+    Handle, Signal, Signaler,
+};
 use commonware_executor::{Core, Failure, Recorder};
 use governor::clock::{Clock as GClock, ReasonablyRealtime};
 use parking_lot::Mutex;
@@ -155,6 +158,9 @@ struct Runtime {
     core: Core,
     seed: u64,
     metrics: Arc<Metrics>,
+    /// Reports this instance's executor's task counts (shared with the
+    /// instances before and after it, like `metrics`).
+    task_counts: TaskCounts,
     auditor: Arc<Auditor>,
     signaler: Mutex<Signaler>,
     signal: Signal,
@@ -173,12 +179,14 @@ impl Runtime {
         executor: commonware_executor::Executor,
         seed: u64,
         metrics: Arc<Metrics>,
+        task_counts: TaskCounts,
         auditor: Arc<Auditor>,
         storage: Arc<storage::Disk>,
         faults: Arc<faults::Injector>,
     ) -> Arc<Self> {
         let core = executor.core().clone();
         auditor.attach(core.clone());
+        task_counts.read_from(core.clone());
         let (signaler, signal) = Signaler::new();
         let network = network::Sockets::new(core.clone(), metrics.clone(), faults.clone());
         Arc::new(Self {
@@ -186,6 +194,7 @@ impl Runtime {
             core,
             seed,
             metrics,
+            task_counts,
             auditor,
             signaler: Mutex::new(signaler),
             signal,
@@ -235,6 +244,7 @@ impl Executor {
                 cfg.strategy.build(cfg.seed)
             },
         });
+        let task_counts = TaskCounts::register(&cfg.registry);
         let metrics = Arc::new(Metrics::init(&cfg.registry));
         let auditor = Arc::new(Auditor::new());
         let faults = Arc::new(faults::Injector::new(cfg.faults));
@@ -242,6 +252,7 @@ impl Executor {
             executor,
             cfg.seed,
             metrics,
+            task_counts,
             auditor.clone(),
             Arc::default(),
             faults,
@@ -374,6 +385,7 @@ impl Context {
             old.core.successor(),
             old.seed,
             old.metrics.clone(),
+            old.task_counts.clone(),
             old.auditor.clone(),
             Arc::new(old.storage.fork()),
             old.faults.clone(),
@@ -401,16 +413,12 @@ impl crate::Spawner for Context {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let metrics = &self.runtime.metrics;
-        let handle = self.core().spawn_child(|parent| {
-            let parent = parent.filter(|parent| *parent != ROOT_TASK && !parent.is_empty());
-            if parent.is_none() && label == ROOT_TASK {
-                panic!("root task cannot be spawned");
-            }
-            let (label, metrics) = metrics.spawn(parent, label);
-            (label, track(f, metrics))
-        });
-        Handle::deterministic(handle)
+        let core = self.core();
+        // Only an unprefixed label can collide with the root's.
+        if label == ROOT_TASK && core.spawns_unprefixed() {
+            panic!("root task cannot be spawned");
+        }
+        Handle::deterministic(core.spawn_child(label, f))
     }
 
     fn stop(&self, value: i32) {

@@ -544,7 +544,7 @@ impl Sink {
         };
         if start {
             let carrier = carry(self.link.clone(), self.direction);
-            link.core.spawn(CARRIER.into(), carrier);
+            link.core.spawn(CARRIER, carrier);
         }
         if let Some(carrier) = carrier {
             carrier.wake();

@@ -58,7 +58,10 @@ mod task;
 pub use network::{Listener, Sink, Stream};
 pub use storage::Blob;
 
-use crate::{metrics::Metrics, Handle, Signal, Signaler};
+use crate::{
+    metrics::{Metrics, TaskFamilies},
+    Handle, Signal, Signaler,
+};
 use futures::{
     channel::oneshot,
     future::{select, Either},
@@ -163,6 +166,7 @@ impl Default for Config {
 struct Inner {
     cfg: Config,
     metrics: Metrics,
+    tasks: TaskFamilies,
     handle: tokio::runtime::Handle,
     signaler: Mutex<Signaler>,
     signal: Signal,
@@ -204,6 +208,7 @@ impl Executor {
             .enable_all()
             .build()
             .expect("failed to create Tokio runtime");
+        let tasks = TaskFamilies::register(&cfg.registry);
         let metrics = Metrics::init(&cfg.registry);
         let (signaler, signal) = Signaler::new();
         let (panic_sender, panics) = oneshot::channel();
@@ -213,6 +218,7 @@ impl Executor {
         let inner = Arc::new(Inner {
             cfg,
             metrics,
+            tasks,
             handle: runtime.handle().clone(),
             signaler: Mutex::new(signaler),
             signal,
@@ -269,7 +275,7 @@ impl crate::Spawner for Context {
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let task = self.inner.labels.task(&self.inner.metrics, label, f);
+        let task = self.inner.labels.task(&self.inner.tasks, label, f);
         Handle::tokio(self.inner.handle.spawn(task))
     }
 

@@ -30,7 +30,7 @@
 //!   placeholder unwinds instead, so the panic hook runs once per panic.
 
 use super::Panic;
-use crate::metrics::{full_label, is_spawned_label, LabelMetrics, Metrics};
+use crate::metrics::{full_label, is_spawned_label, LabelMetrics, TaskFamilies};
 use futures::channel::oneshot;
 use parking_lot::Mutex;
 use pin_project_lite::pin_project;
@@ -154,7 +154,7 @@ impl Labels {
 
     /// Wraps `future` as a task labelled `name` (prefixed with the label of
     /// the task being polled, if any) and counts it as spawned and running.
-    pub(super) fn task<F: Future>(&self, metrics: &Metrics, name: &str, future: F) -> Task<F> {
+    pub(super) fn task<F: Future>(&self, metrics: &TaskFamilies, name: &str, future: F) -> Task<F> {
         let label = self.resolve(metrics, name);
         label.metrics.spawned.inc();
         label.metrics.running.inc();
@@ -166,7 +166,7 @@ impl Labels {
 
     /// The label `name` spawned under the current task: from this thread's
     /// cache, else from the table (created on first use, then cached).
-    fn resolve(&self, metrics: &Metrics, name: &str) -> Arc<Label> {
+    fn resolve(&self, metrics: &TaskFamilies, name: &str) -> Arc<Label> {
         let resolved = LOCAL.try_with(|local| {
             let mut local = local.borrow_mut();
             if let Some(label) = local.cached(self.id, name) {
@@ -184,7 +184,7 @@ impl Labels {
         }
     }
 
-    fn lookup(&self, metrics: &Metrics, parent: Option<&str>, name: &str) -> Arc<Label> {
+    fn lookup(&self, metrics: &TaskFamilies, parent: Option<&str>, name: &str) -> Arc<Label> {
         let full = full_label(parent, name);
         let full = &*full;
         let mut table = self.table.lock();
@@ -299,8 +299,8 @@ mod tests {
     use futures::{executor::block_on, FutureExt};
     use prometheus_client::registry::Registry;
 
-    fn metrics() -> Metrics {
-        Metrics::init(&std::sync::Mutex::new(Registry::default()))
+    fn metrics() -> TaskFamilies {
+        TaskFamilies::register(&std::sync::Mutex::new(Registry::default()))
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! # What this module owns
 //! Every live task, through its slot: the [`OwnedTask`] (and so the future,
-//! in the task's heap block, see `task.rs`), its label and bookkeeping. A
+//! in the task's heap block, see `task.rs`), its label and bookkeeping; and
+//! the executor's label table (`labels.rs`), whose running counts follow the
+//! tasks in and out of the arena. A
 //! [`TaskId`] pairs the slot index with the task's sequence number (its spawn
 //! order, unique for the life of an executor). Lookups check both, so an id
 //! that outlived its task, or whose slot was reused by a later task, finds
@@ -20,11 +22,17 @@ pub(crate) mod task;
 pub use task::{Canceled, JoinHandle};
 pub(crate) use task::{Header, OwnedTask};
 
-use crate::{slots, slots::Slots, Shared};
+use crate::{
+    labels::{LabelId, Labels},
+    slots,
+    slots::Slots,
+    Shared,
+};
 use std::{
     future::Future,
     sync::{atomic::Ordering, Arc},
 };
+use task::Poller;
 
 /// Identifies one task for the life of its executor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -53,7 +61,9 @@ impl TaskId {
 /// header, where they fit in padding.
 pub(crate) struct Slot {
     pub(crate) task: OwnedTask,
-    pub(crate) label: Arc<str>,
+    pub(crate) label: LabelId,
+    /// Whether the task counts in its label's [`crate::LabelStats`].
+    counted: bool,
     /// Virtual time (ns) of the last poll, or of the spawn before any poll.
     pub(crate) last_polled: u64,
 }
@@ -86,13 +96,24 @@ impl Slot {
 pub(crate) struct Arena {
     slots: Slots<Slot>,
     next_seq: u64,
+    pub(crate) labels: Labels,
 }
 
 impl Arena {
-    /// Stores a new task; it starts out queued (see `task::spawn`).
+    /// An empty arena that keeps `labels` (and their counts).
+    pub(crate) fn with_labels(labels: Labels) -> Self {
+        Self {
+            labels,
+            ..Self::default()
+        }
+    }
+
+    /// Stores a new task; it starts out queued (see `task::spawn`). A
+    /// `counted` task counts in its label's stats.
     pub(crate) fn insert<F>(
         &mut self,
-        label: Arc<str>,
+        label: LabelId,
+        counted: bool,
         future: F,
         shared: &Arc<Shared>,
         now: u64,
@@ -108,9 +129,35 @@ impl Arena {
         self.slots.insert(Slot {
             task,
             label,
+            counted,
             last_polled: now,
         });
+        if counted {
+            self.labels.spawned(label);
+        }
         handle
+    }
+
+    /// Marks task `id` as being polled at `now` and counts the poll; `None`
+    /// if the id is stale or the task is no longer queued (a duplicate entry
+    /// of a cross-thread race, see `ReadyQueue::wake`).
+    pub(crate) fn begin_poll(&mut self, id: TaskId, now: u64) -> Option<Poller> {
+        let slot = self.get_mut(id)?;
+        if !slot.task.header().is_queued() {
+            return None;
+        }
+        slot.last_polled = now;
+        slot.set_polling(true);
+        let (label, counted, poller) = (slot.label, slot.counted, slot.task.poller());
+        if counted {
+            self.labels.polled(label);
+        }
+        Some(poller)
+    }
+
+    /// The label of a live task.
+    pub(crate) fn label(&self, slot: &Slot) -> &str {
+        self.labels.name(slot.label)
     }
 
     pub(crate) fn get(&self, id: TaskId) -> Option<&Slot> {
@@ -127,7 +174,16 @@ impl Arena {
 
     pub(crate) fn remove(&mut self, id: TaskId) -> Option<Slot> {
         self.get(id)?;
-        self.slots.remove(id.index as usize)
+        let slot = self.slots.remove(id.index as usize)?;
+        self.left(&slot);
+        Some(slot)
+    }
+
+    /// Takes a task that left the arena out of its label's running count.
+    fn left(&mut self, slot: &Slot) {
+        if slot.counted {
+            self.labels.finished(slot.label);
+        }
     }
 
     /// Fetches into cache, without reading them, what the run loop will
@@ -145,7 +201,11 @@ impl Arena {
 
     /// Removes every task (the caller drops them outside any lock).
     pub(crate) fn drain(&mut self) -> Vec<Slot> {
-        self.slots.drain().collect()
+        let slots: Vec<Slot> = self.slots.drain().collect();
+        for slot in &slots {
+            self.left(slot);
+        }
+        slots
     }
 
     /// The sequence number the next task will get.
@@ -185,9 +245,8 @@ mod tests {
         let mut arena = Arena::default();
         let ids = (0..n)
             .map(|i| {
-                arena
-                    .insert(format!("t{i}").into(), async {}, shared, 0)
-                    .id()
+                let label = arena.labels.intern(&format!("t{i}"));
+                arena.insert(label, true, async {}, shared, 0).id()
             })
             .collect();
         (arena, ids)
@@ -200,13 +259,14 @@ mod tests {
         assert!(arena.remove(ids[0]).is_some());
         assert!(arena.get(ids[0]).is_none());
         assert!(arena.remove(ids[0]).is_none());
-        let reused = arena.insert("again".into(), async {}, &shared, 0).id();
+        let again = arena.labels.intern("again");
+        let reused = arena.insert(again, false, async {}, &shared, 0).id();
         assert_eq!(reused.index, ids[0].index, "slot is reused");
         assert!(
             arena.get(ids[0]).is_none(),
             "old id does not see the new task"
         );
-        assert_eq!(&*arena.get(reused).unwrap().label, "again");
+        assert_eq!(arena.label(arena.get(reused).unwrap()), "again");
         assert_eq!(reused.seq(), 2);
     }
 
@@ -228,10 +288,14 @@ mod tests {
         let (_exec, shared) = shared();
         let (mut arena, ids) = arena_with(4, &shared);
         arena.remove(ids[1]);
-        arena.insert("late".into(), async {}, &shared, 0);
-        let labels: Vec<_> = arena.tasks().iter().map(|s| s.label.to_string()).collect();
+        let late = arena.labels.intern("late");
+        arena.insert(late, true, async {}, &shared, 0);
+        let labels: Vec<_> = arena.tasks().iter().map(|s| arena.label(s)).collect();
         assert_eq!(labels, ["t0", "t2", "t3", "late"]);
         assert_eq!(arena.drain().len(), 4);
+        let counted = arena.labels.published().counted();
+        let running: u64 = counted.iter().map(|(_, s)| s.running).sum();
+        assert_eq!(running, 0, "drained tasks are no longer running");
     }
 
     /// Polls the task in `id`'s slot as the run loop does.
@@ -256,8 +320,10 @@ mod tests {
         let mut arena = Arena::default();
         let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = Flag(dropped.clone());
+        let label = arena.labels.intern("t");
         let mut handle = arena.insert(
-            "t".into(),
+            label,
+            false,
             async move {
                 let _flag = flag;
                 7u64
@@ -277,7 +343,8 @@ mod tests {
     fn dropping_an_unfinished_task_closes_its_handle() {
         let (_exec, shared) = shared();
         let mut arena = Arena::default();
-        let handle = arena.insert("t".into(), std::future::pending::<u8>(), &shared, 0);
+        let label = arena.labels.intern("t");
+        let handle = arena.insert(label, false, std::future::pending::<u8>(), &shared, 0);
         assert!(!poll(&mut arena, handle.id()));
         arena.remove(handle.id());
         assert_eq!(futures_lite_block_on(handle), Err(Canceled));
@@ -287,7 +354,8 @@ mod tests {
     fn detached_tasks_still_run_and_free() {
         let (_exec, shared) = shared();
         let mut arena = Arena::default();
-        let id = arena.insert("t".into(), async { 1u8 }, &shared, 0).id();
+        let label = arena.labels.intern("t");
+        let id = arena.insert(label, false, async { 1u8 }, &shared, 0).id();
         assert_eq!(Arc::strong_count(&shared), 3, "the slot keeps the block");
         assert!(poll(&mut arena, id));
         arena.remove(id);
@@ -300,7 +368,7 @@ mod tests {
         let future = async { 0u64 };
         let overhead = task::block_size(&future) - std::mem::size_of_val(&future);
         assert!(overhead <= 96, "task block overhead {overhead} bytes");
-        assert!(std::mem::size_of::<Slot>() <= 32);
+        assert!(std::mem::size_of::<Slot>() <= 24);
     }
 
     /// Polls a handle to completion with a no-op waker (it must be ready).
