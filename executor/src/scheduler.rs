@@ -51,6 +51,7 @@ pub fn below(rng: &mut impl RngCore, n: usize) -> usize {
 }
 
 /// Fisher-Yates shuffle driven by `rng`.
+#[inline]
 pub fn shuffle<T>(rng: &mut impl RngCore, items: &mut [T]) {
     for i in (1..items.len()).rev() {
         let j = below(rng, i + 1);

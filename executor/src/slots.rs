@@ -50,6 +50,7 @@ impl<T> Slots<T> {
     }
 
     /// Stores `value` under [`Slots::vacant_key`] and returns that key.
+    #[inline]
     pub(crate) fn insert(&mut self, value: T) -> usize {
         let key = self.next;
         match self.entries.get_mut(key) {

@@ -20,12 +20,13 @@
 //!   registration order.
 //! * Every pending timer has exactly one place, in the list of the slot it
 //!   is filed in, at the position its entry records; a slot's `occupied`
-//!   bit is set exactly when its list is non-empty. Cancelling removes the
+//!   bit is set exactly when its list is non-empty, and a level's `levels`
+//!   bit exactly when one of its slots' is. Cancelling removes the
 //!   place (the list's last place moves into the gap), so a cancelled sleep
 //!   leaves nothing behind. Order within a list is arbitrary: firing sorts
 //!   by deadline, then registration.
 //! * Insert and cancel are O(1) amortized; finding the next deadline scans
-//!   at most 11 occupancy words and the first occupied slot's list.
+//!   one word for the level and the first occupied slot's list.
 //!
 //! # Why lists of places, not linked entries
 //! A slot's list is a vector of (deadline, registration, index) places, so
@@ -77,6 +78,8 @@ pub(crate) struct Wheel<W> {
     entries: Slots<Entry<W>>,
     lists: [[Vec<Place>; SLOTS as usize]; LEVELS],
     occupied: [u64; LEVELS],
+    /// Bit `l` set when level `l` has an occupied slot.
+    levels: u16,
     next_seq: u64,
     /// Reused buffer for the places a cascade or a firing takes out.
     scratch: Vec<Place>,
@@ -99,6 +102,7 @@ impl<W> Wheel<W> {
             entries: Slots::default(),
             lists: std::array::from_fn(|_| std::array::from_fn(|_| Vec::new())),
             occupied: [0; LEVELS],
+            levels: 0,
             next_seq: 0,
             scratch: Vec::new(),
         }
@@ -163,8 +167,8 @@ impl<W> Wheel<W> {
             }
         }
         if list.is_empty() {
-            self.occupied[level] &= !(1 << slot);
             release(list);
+            self.vacate(level, slot);
         }
         Some(entry.waker)
     }
@@ -231,23 +235,35 @@ impl<W> Wheel<W> {
         };
         debug_assert_eq!(entry.seq, place.seq, "a place names its own entry");
         self.lists[level][slot].clear();
-        self.occupied[level] &= !(1 << slot);
+        self.vacate(level, slot);
         self.elapsed = self.elapsed.max(place.deadline);
         out.push(entry.waker);
         true
+    }
+
+    /// Marks a slot whose list was emptied as unoccupied.
+    fn vacate(&mut self, level: usize, slot: usize) {
+        self.occupied[level] &= !(1 << slot);
+        if self.occupied[level] == 0 {
+            self.levels &= !(1 << level);
+        }
     }
 
     /// Removes every timer, returning their wakers.
     pub(crate) fn clear(&mut self) -> Vec<W> {
         self.lists = std::array::from_fn(|_| std::array::from_fn(|_| Vec::new()));
         self.occupied = [0; LEVELS];
+        self.levels = 0;
         self.entries.drain().map(|entry| entry.waker).collect()
     }
 
     /// The first occupied slot at the lowest occupied level and the virtual
     /// time its range starts at.
     fn next_slot(&self) -> Option<(usize, usize, u64)> {
-        let level = self.occupied.iter().position(|bits| *bits != 0)?;
+        if self.levels == 0 {
+            return None;
+        }
+        let level = self.levels.trailing_zeros() as usize;
         let shift = SLOT_BITS as usize * level;
         let now_slot = ((self.elapsed >> shift) & (SLOTS - 1)) as u32;
         let rotated = self.occupied[level].rotate_right(now_slot);
@@ -274,7 +290,7 @@ impl<W> Wheel<W> {
         let list = &mut self.lists[level][slot];
         std::mem::swap(&mut places, list);
         release(list);
-        self.occupied[level] &= !(1 << slot);
+        self.vacate(level, slot);
         places
     }
 
@@ -338,6 +354,7 @@ impl<W> Wheel<W> {
         let pos = u32::try_from(list.len()).expect("more than 2^32 timers in one slot");
         list.push(place);
         self.occupied[level] |= 1 << slot;
+        self.levels |= 1 << level;
         (level as u8, slot as u8, pos)
     }
 }
@@ -453,6 +470,7 @@ mod tests {
         for (level, lists) in wheel.lists.iter().enumerate() {
             for (slot, list) in lists.iter().enumerate() {
                 assert_eq!(wheel.occupied[level] >> slot & 1 == 1, !list.is_empty());
+                assert_eq!(wheel.levels >> level & 1 == 1, wheel.occupied[level] != 0);
                 for (pos, place) in list.iter().enumerate() {
                     let entry = wheel.entries.get(place.index as usize).expect("live entry");
                     assert_eq!(entry.seq, place.seq);

@@ -140,6 +140,7 @@ pub(crate) struct EnterGuard<'a> {
 impl EnterGuard<'_> {
     /// Moves every woken task into `out`: local wakes in the order they
     /// happened, then wakes from other threads.
+    #[inline]
     pub(crate) fn drain_into(&self, out: &mut Vec<TaskId>) {
         // SAFETY: we are the queue's unique guard, on its thread (the guard
         // is not `Send`); nothing else borrows `local` during this call.
