@@ -312,7 +312,12 @@ impl Executor {
                 }
                 batch.clear();
                 batch.append(&mut held);
-                queue.drain_into(&mut batch);
+                let arena = &state.arena;
+                queue.drain_into(&mut batch, |id| {
+                    arena
+                        .get(id)
+                        .is_some_and(|slot| slot.task.header().accept_remote_wake())
+                });
                 let run = state.strategy.schedule(&mut batch).min(batch.len());
                 state.digest.event(digest::kind::ROUND, run as u64);
                 run
@@ -410,9 +415,7 @@ impl Executor {
                 }
             }
             let now = state.now;
-            // Stale ids (tasks aborted after being woken) are skipped, and
-            // so is the second entry of a task a cross-thread race enqueued
-            // twice.
+            // Stale ids (tasks aborted after being woken) are skipped.
             let Some(poller) = state.arena.begin_poll(id, now) else {
                 continue;
             };
@@ -537,7 +540,6 @@ impl Core {
             );
             arena.insert(label, counted, future, &self.shared, now)
         };
-        self.shared.queue.push(handle.id());
         handle
     }
 

@@ -541,25 +541,119 @@ fn a_future_whose_drop_panics_is_dropped_once() {
 }
 
 #[test]
-fn a_task_enqueued_twice_is_polled_once() {
+fn a_task_woken_from_both_threads_is_polled_once() {
     let exec = executor(0);
     let c = exec.core().clone();
     run_ok(&exec, async move {
         let polls = Arc::new(AtomicUsize::new(0));
-        let p = polls.clone();
-        let task = c.spawn(
-            "t".into(),
-            std::future::poll_fn(move |_| {
+        let waker = Arc::new(std::sync::Mutex::new(None::<std::task::Waker>));
+        let (p, w) = (polls.clone(), waker.clone());
+        c.spawn(
+            "t",
+            std::future::poll_fn(move |cx| {
                 p.fetch_add(1, Ordering::SeqCst);
+                *w.lock().unwrap() = Some(cx.waker().clone());
                 Poll::<()>::Pending
             }),
         );
-        // What a wake from another thread racing one on this thread can
-        // leave behind: the same task queued twice.
-        c.shared.queue.push(task.id());
+        // The task runs in the next round, which the root's second resume
+        // follows.
+        yield_now().await;
+        yield_now().await;
+        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        let task = waker.lock().unwrap().clone().unwrap();
+        // Woken here, then from another thread, then here again before the
+        // task runs: one poll.
+        task.wake_by_ref();
+        let remote = task.clone();
+        std::thread::spawn(move || {
+            remote.wake_by_ref();
+            remote.wake();
+        })
+        .join()
+        .unwrap();
+        task.wake_by_ref();
         for _ in 0..3 {
             yield_now().await;
         }
-        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
+        // A wake from another thread alone, twice: one entry, one poll.
+        let remote = task.clone();
+        std::thread::spawn(move || {
+            remote.wake_by_ref();
+            remote.wake();
+        })
+        .join()
+        .unwrap();
+        for _ in 0..3 {
+            yield_now().await;
+        }
+        assert_eq!(polls.load(Ordering::SeqCst), 3);
+    });
+}
+
+/// A wake from another thread reaches a task whose poll just missed the
+/// data: whatever the waker wrote before waking is seen by a later poll.
+/// The producer hands over one item at a time (it waits until the consumer
+/// saw the last one), so every item needs a wake from the other thread to
+/// arrive; the consumer reads the data with no locked instruction after the
+/// executor clears its queued mark, the window of the store-buffer race a
+/// waker deciding from that mark would lose (stress, not proof). The root
+/// yields every round so the run never stalls while the producer works; a
+/// consumer stuck for seconds of wall time has lost a wake.
+#[test]
+fn wakes_from_another_thread_are_never_lost() {
+    use std::sync::atomic::AtomicU64;
+    const ITEMS: u64 = 20_000;
+    let exec = executor(3);
+    let c = exec.core().clone();
+    run_ok(&exec, async move {
+        let data = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(AtomicU64::new(0));
+        let waker = Arc::new(std::sync::OnceLock::<std::task::Waker>::new());
+        let (d, s, w) = (data.clone(), seen.clone(), waker.clone());
+        c.spawn(
+            "consumer",
+            std::future::poll_fn(move |cx| {
+                w.get_or_init(|| cx.waker().clone());
+                let value = d.load(Ordering::Acquire);
+                s.store(value, Ordering::Release);
+                if value == ITEMS {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }),
+        );
+        let watch = seen.clone();
+        let producer = std::thread::spawn(move || {
+            for i in 1..=ITEMS {
+                while watch.load(Ordering::Acquire) < i - 1 {
+                    std::hint::spin_loop();
+                }
+                // A locked write: the waker's own check must be what
+                // decides, not a race between this store and its load.
+                data.swap(i, Ordering::SeqCst);
+                if let Some(task) = waker.get() {
+                    task.wake_by_ref();
+                }
+            }
+        });
+        let (mut last, mut since) = (0, std::time::Instant::now());
+        loop {
+            let now_seen = seen.load(Ordering::Acquire);
+            if now_seen == ITEMS {
+                break;
+            }
+            if now_seen != last {
+                (last, since) = (now_seen, std::time::Instant::now());
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(10),
+                "a wake was lost: the consumer saw {last} of {ITEMS}"
+            );
+            yield_now().await;
+        }
+        producer.join().unwrap();
     });
 }

@@ -11,11 +11,18 @@
 //!   drains at one defined point per round.
 //!
 //! # Invariants
-//! * A task is in the ready queue at most once: `Header::queued` is set by the
+//! * A task is in the ready set at most once: `Header::queued` is set by the
 //!   first wake and cleared by the executor just before it polls the task,
-//!   so a duplicate wake costs one load and nothing else. (A wake from
-//!   another thread racing one on the executor's thread may enqueue a task
-//!   twice; the run loop skips the entry whose task is no longer marked.)
+//!   so a duplicate wake costs one load and nothing else. Only the
+//!   executor's thread touches `queued`.
+//! * A wake from another thread is never lost. It sets the task's `remote`
+//!   mark and, if that was clear, pushes the task's id to the remote queue;
+//!   the run loop clears the mark (a read-modify-write, so it reads the
+//!   waker's write and everything the waker did before it) and then treats
+//!   the entry as a wake of its own. The waker never decides from `queued`,
+//!   which the executor clears with a plain store just before polling: a
+//!   waker reading a stale `queued == true` would skip a wake the poll
+//!   already missed (the store-buffer race).
 //! * A wake on the executor's thread takes no atomic read-modify-write;
 //!   only wakes from other threads do.
 //! * Waking allocates nothing; cloning a waker is one reference-count
@@ -70,31 +77,20 @@ impl ReadyQueue {
         CURRENT.with(|current| std::ptr::eq(current.get(), self))
     }
 
-    /// Enqueues task `id` unless its `queued` mark says it is queued
-    /// already, and sets the mark. On the executor's own thread a plain
-    /// load and store of the mark suffice (the executor clears it on the
-    /// same thread, and that thread's wakes are the deterministic ones);
-    /// from any other thread the mark is taken with an atomic swap. A wake
-    /// from another thread racing one on the executor's thread can enqueue
-    /// a task twice: the run loop polls an entry only while its task is
-    /// still marked, so the second entry is skipped.
-    pub(crate) fn wake(&self, id: TaskId, queued: &AtomicBool) {
+    /// Wakes task `id`. On the executor's own thread (whose wakes are the
+    /// deterministic ones) the task joins the local list unless its
+    /// `queued` mark says it is in the ready set already, with a plain load
+    /// and store of the mark. From any other thread the task's id goes to
+    /// the remote queue unless its `remote` mark says an entry waits there
+    /// already (see the module invariants).
+    pub(crate) fn wake(&self, id: TaskId, queued: &AtomicBool, remote: &AtomicBool) {
         if self.is_current() {
             if !queued.load(Ordering::Relaxed) {
                 queued.store(true, Ordering::Relaxed);
                 // SAFETY: checked just above.
                 unsafe { self.push_local(id) };
             }
-        } else if !queued.load(Ordering::Acquire) && !queued.swap(true, Ordering::AcqRel) {
-            self.remote.push(id);
-        }
-    }
-
-    pub(crate) fn push(&self, id: TaskId) {
-        if self.is_current() {
-            // SAFETY: checked just above.
-            unsafe { self.push_local(id) };
-        } else {
+        } else if !remote.swap(true, Ordering::AcqRel) {
             self.remote.push(id);
         }
     }
@@ -139,9 +135,11 @@ pub(crate) struct EnterGuard<'a> {
 
 impl EnterGuard<'_> {
     /// Moves every woken task into `out`: local wakes in the order they
-    /// happened, then wakes from other threads.
+    /// happened, then the wakes from other threads that `accept` takes in
+    /// (it clears the task's remote mark and says whether the task joins
+    /// the ready set now, see `Header::accept_remote_wake`).
     #[inline]
-    pub(crate) fn drain_into(&self, out: &mut Vec<TaskId>) {
+    pub(crate) fn drain_into(&self, out: &mut Vec<TaskId>, mut accept: impl FnMut(TaskId) -> bool) {
         // SAFETY: we are the queue's unique guard, on its thread (the guard
         // is not `Send`); nothing else borrows `local` during this call.
         let local = unsafe { &mut *self.queue.local.get() };
@@ -154,7 +152,9 @@ impl EnterGuard<'_> {
         // Checking first is cheaper than a failed `pop`, the usual case.
         if !self.queue.remote.is_empty() {
             while let Some(id) = self.queue.remote.pop() {
-                out.push(id);
+                if accept(id) {
+                    out.push(id);
+                }
             }
         }
     }
@@ -299,10 +299,21 @@ mod tests {
         &exec.core().shared.queue
     }
 
-    fn drained(queue: &ReadyQueue) -> Vec<TaskId> {
+    /// Drains `queue` as the run loop does, with `tasks` as the live ones.
+    fn drained(queue: &ReadyQueue, tasks: &[&OwnedTask]) -> Vec<TaskId> {
         let mut out = Vec::new();
-        queue.enter().drain_into(&mut out);
+        queue.enter().drain_into(&mut out, accept(tasks));
         out
+    }
+
+    /// Takes in remote wakes of `tasks` as the run loop does.
+    fn accept<'a>(tasks: &'a [&'a OwnedTask]) -> impl FnMut(TaskId) -> bool + 'a {
+        |id| {
+            tasks
+                .iter()
+                .find(|task| task.header().id() == id)
+                .is_some_and(|task| task.header().accept_remote_wake())
+        }
     }
 
     #[test]
@@ -311,23 +322,33 @@ mod tests {
     fn duplicate_wakes_enqueue_once() {
         let exec = executor();
         let (task, _handle) = task(&exec, 3);
-        task.header().clear_queued();
         let w = waker(&task);
+        // From a thread not running the executor: one remote entry.
         w.wake_by_ref();
         w.wake_by_ref();
         w.clone().wake();
-        assert_eq!(drained(queue(&exec)), vec![TaskId::new(3, 7)]);
+        assert_eq!(queue(&exec).remote.len(), 1);
+        assert_eq!(drained(queue(&exec), &[&task]), vec![TaskId::new(3, 7)]);
+        // Queued and not yet polled: a new remote entry joins nothing.
+        w.wake_by_ref();
+        assert!(drained(queue(&exec), &[&task]).is_empty());
         task.header().clear_queued();
         w.wake();
-        assert_eq!(drained(queue(&exec)), vec![TaskId::new(3, 7)]);
+        assert_eq!(drained(queue(&exec), &[&task]), vec![TaskId::new(3, 7)]);
     }
 
     #[test]
     fn queued_task_is_not_enqueued_again() {
         let exec = executor();
         let (task, _handle) = task(&exec, 1);
+        let guard = queue(&exec).enter();
+        waker(&task).wake_by_ref();
         waker(&task).wake();
-        assert!(drained(queue(&exec)).is_empty(), "a new task starts queued");
+        let mut out = Vec::new();
+        guard.drain_into(&mut out, accept(&[&task]));
+        assert_eq!(out, vec![TaskId::new(1, 7)], "one entry for two wakes");
+        waker(&task).wake();
+        assert!(guard.is_empty(), "still queued: not enqueued again");
     }
 
     #[test]
@@ -347,9 +368,10 @@ mod tests {
         drop(handle);
         drop(task);
         assert_eq!(blocks(), 1, "the owned waker keeps the block alive");
-        // A late wake touches only the header and is harmless.
+        // A late wake touches only the header and the queue, and the run
+        // loop finds no task for its entry.
         owned.wake_by_ref();
-        assert!(drained(queue(&exec)).is_empty(), "still marked queued");
+        assert!(drained(queue(&exec), &[]).is_empty());
         drop(owned);
         assert_eq!(blocks(), 0, "the last waker frees the block");
     }
@@ -359,11 +381,10 @@ mod tests {
         let exec = executor();
         let (task, _handle) = task(&exec, 5);
         let queue = queue(&exec);
-        task.header().clear_queued();
         let w = waker(&task);
         std::thread::spawn(move || w.wake()).join().unwrap();
         assert_eq!(queue.remote.len(), 1);
-        assert_eq!(drained(queue), vec![TaskId::new(5, 7)]);
+        assert_eq!(drained(queue, &[&task]), vec![TaskId::new(5, 7)]);
 
         task.header().clear_queued();
         let guard = queue.enter();
@@ -374,7 +395,7 @@ mod tests {
         );
         assert!(!guard.is_empty());
         let mut out = Vec::new();
-        guard.drain_into(&mut out);
+        guard.drain_into(&mut out, accept(&[&task]));
         assert_eq!(out, vec![TaskId::new(5, 7)]);
         assert!(guard.is_empty());
     }
@@ -395,7 +416,6 @@ mod tests {
         {
             let _inner_guard = queue(&inner).enter();
         }
-        inner_task.header().clear_queued();
         waker(&inner_task).wake();
         assert!(outer_guard.is_empty(), "inner's wake is not outer's");
         assert_eq!(queue(&inner).remote.len(), 1, "inner is no longer current");

@@ -108,7 +108,7 @@ impl Arena {
         }
     }
 
-    /// Stores a new task; it starts out queued (see `task::spawn`). A
+    /// Stores a new task and wakes it, so it runs in a later round. A
     /// `counted` task counts in its label's stats.
     pub(crate) fn insert<F>(
         &mut self,
@@ -126,6 +126,7 @@ impl Arena {
         self.next_seq += 1;
         let index = u32::try_from(self.slots.vacant_key()).expect("more than 2^32 live tasks");
         let (task, handle) = task::spawn(future, TaskId::new(index, seq), shared.clone());
+        task.header().wake();
         self.slots.insert(Slot {
             task,
             label,
@@ -139,13 +140,9 @@ impl Arena {
     }
 
     /// Marks task `id` as being polled at `now` and counts the poll; `None`
-    /// if the id is stale or the task is no longer queued (a duplicate entry
-    /// of a cross-thread race, see `ReadyQueue::wake`).
+    /// if the id is stale (the task finished or was aborted since).
     pub(crate) fn begin_poll(&mut self, id: TaskId, now: u64) -> Option<Poller> {
         let slot = self.get_mut(id)?;
-        if !slot.task.header().is_queued() {
-            return None;
-        }
         slot.last_polled = now;
         slot.set_polling(true);
         let (label, counted, poller) = (slot.label, slot.counted, slot.task.poller());

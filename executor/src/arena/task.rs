@@ -70,8 +70,13 @@ pub(crate) struct Header {
     /// References to the block: the owner, the join handle, owned wakers.
     refs: AtomicUsize,
     index: u32,
-    /// Whether the task sits in the ready queue (see `waker.rs`).
+    /// Whether the task sits in the executor's ready set (woken and not yet
+    /// polled). Only the executor's thread reads or writes it (see
+    /// `waker.rs`): relaxed accesses, plain moves.
     queued: AtomicBool,
+    /// Whether an entry for the task, from a wake on another thread, waits
+    /// in the remote queue.
+    remote: AtomicBool,
     /// The run loop is polling the future right now. Like `aborted`, only
     /// read and written with the executor's state lock held (atomic only
     /// so the header stays `Sync`; relaxed accesses are plain moves).
@@ -93,18 +98,28 @@ impl Header {
     /// Puts the task in its executor's ready queue unless it is there
     /// already.
     pub(crate) fn wake(&self) {
-        self.shared.queue.wake(self.id(), &self.queued);
-    }
-
-    /// Whether the task is marked as queued (woken and not yet polled).
-    pub(crate) fn is_queued(&self) -> bool {
-        self.queued.load(Ordering::Acquire)
+        self.shared
+            .queue
+            .wake(self.id(), &self.queued, &self.remote);
     }
 
     /// Called by the run loop right before polling: wakes during or after
     /// the poll enqueue the task again.
     pub(crate) fn clear_queued(&self) {
-        self.queued.store(false, Ordering::Release);
+        self.queued.store(false, Ordering::Relaxed);
+    }
+
+    /// Takes in the task's entry from the remote queue, on the executor's
+    /// thread: returns whether the task joins the ready set now (it is not
+    /// already in it). See `ReadyQueue::wake` for why the remote mark is
+    /// cleared with a read-modify-write.
+    pub(crate) fn accept_remote_wake(&self) -> bool {
+        self.remote.swap(false, Ordering::AcqRel);
+        if self.queued.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.queued.store(true, Ordering::Relaxed);
+        true
     }
 
     /// Adds a reference to the block `header` lives in.
@@ -297,7 +312,8 @@ where
                 // The owner's and the join handle's.
                 refs: AtomicUsize::new(2),
                 index: id.index(),
-                queued: AtomicBool::new(true),
+                queued: AtomicBool::new(false),
+                remote: AtomicBool::new(false),
                 polling: AtomicBool::new(false),
                 aborted: AtomicBool::new(false),
             },
