@@ -71,11 +71,14 @@ fn a_seed_replays_exactly() {
 
 #[test]
 fn skip_fsync_breaks_safety_on_some_seed_and_replays() {
+    // About 8% of seeds catch the bug (79 of 0..1000 when measured), so
+    // a window of 300 misses with odds near 1e-11, however a change to the
+    // scheduler moves which seeds those are; the search stops at the first.
     let options = options(Faults::ALL, Some(Bug::SkipFsync));
-    let failing = (0..60)
+    let failing = (0..300)
         .map(|seed| sim::run(&options, seed))
         .find(|report| matches!(report.outcome, Outcome::Unsafe(_)))
-        .expect("no seed in 0..60 caught the planted bug");
+        .expect("no seed in 0..300 caught the planted bug");
     let replay = sim::run(&options, failing.seed);
     assert_eq!(replay.outcome, failing.outcome);
     assert_eq!(replay.auditor, failing.auditor);
