@@ -26,7 +26,9 @@ pub mod kind {
     pub const FINISH: u8 = 3;
     /// A task was aborted (word: task sequence number).
     pub const ABORT: u8 = 4;
-    /// Virtual time moved (word: new time in nanoseconds).
+    /// Virtual time skipped ahead, past the one cycle every round adds
+    /// (word: new time in nanoseconds). A plain tick is implied by the
+    /// round and not recorded.
     pub const TIME: u8 = 5;
     /// A random number was drawn (word: the value).
     pub const RANDOM: u8 = 6;
