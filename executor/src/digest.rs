@@ -169,6 +169,23 @@ impl Digest {
         }
     }
 
+    /// Records the spawn of task `seq` with the label `name`, whose id in
+    /// the executor's label table is `label`. The label's text is folded in
+    /// only when it is `fresh` (new to the table), its id after that: ids
+    /// are handed out in order of first use, so both carry the same
+    /// information, and a spawn with a known label hashes no bytes. The
+    /// trace (if kept) records the text every time.
+    pub fn spawn(&mut self, seq: u64, label: u32, name: &str, fresh: bool) {
+        // Injective while `seq < 2^40` (a trillion spawns).
+        self.head(kind::SPAWN, seq ^ (u64::from(label) << 40));
+        if fresh {
+            self.mix_bytes(name.as_bytes());
+        }
+        if let Some(trace) = &mut self.trace {
+            trace.push(kind::SPAWN, seq, name.as_bytes());
+        }
+    }
+
     /// Records an event of `kind` carrying a word and a byte payload.
     pub fn event_bytes(&mut self, kind: u8, word: u64, bytes: &[u8]) {
         self.head(kind, word);
@@ -315,6 +332,30 @@ fn le_word(chunk: &[u8], at: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spawns_fold_a_label_text_once_then_its_id() {
+        let spawns = |names: [(&str, u32, bool); 3]| {
+            let mut d = Digest::default();
+            d.enable_trace();
+            for (seq, (name, id, fresh)) in names.into_iter().enumerate() {
+                d.spawn(seq as u64, id, name, fresh);
+            }
+            d
+        };
+        let base = spawns([("a", 0, true), ("b", 1, true), ("a", 0, false)]);
+        // Another text for a new label, or another label for a spawn.
+        let renamed = spawns([("a", 0, true), ("c", 1, true), ("a", 0, false)]);
+        let relabelled = spawns([("a", 0, true), ("b", 1, true), ("b", 1, false)]);
+        assert_ne!(base.hex(), renamed.hex());
+        assert_ne!(base.hex(), relabelled.hex());
+        assert_eq!(
+            base.hex(),
+            spawns([("a", 0, true), ("b", 1, true), ("a", 0, false)]).hex()
+        );
+        // The trace names every spawn, known labels too.
+        assert_eq!(base.trace().unwrap().label(2), Some("a"));
+    }
 
     #[test]
     fn same_events_same_state() {

@@ -41,6 +41,13 @@ const RECENT: usize = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LabelId(u32);
 
+impl LabelId {
+    /// The id as a number (ids are handed out in order of first use).
+    pub(crate) fn get(self) -> u32 {
+        self.0
+    }
+}
+
 /// What the executor counted for one label (only tasks spawned as
 /// children, see [`crate::Core::spawn_child`], are counted).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -131,6 +138,11 @@ pub(crate) struct Labels {
 }
 
 impl Labels {
+    /// How many labels the table holds.
+    pub(crate) fn len(&self) -> usize {
+        self.counts.len()
+    }
+
     /// The id of `label` itself, interned on first use.
     pub(crate) fn intern(&mut self, label: &str) -> LabelId {
         if let Some(&id) = self.index.get(label) {

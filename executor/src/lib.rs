@@ -536,12 +536,11 @@ impl Core {
             let parent = state.parent_label();
             let now = state.now;
             let State { arena, digest, .. } = &mut *state;
+            let known = arena.labels.len();
             let (label, counted) = label(&mut arena.labels, parent);
-            digest.event_bytes(
-                digest::kind::SPAWN,
-                arena.next_seq(),
-                arena.labels.name(label).as_bytes(),
-            );
+            let fresh = arena.labels.len() > known;
+            let name = arena.labels.name(label);
+            digest.spawn(arena.next_seq(), label.get(), name, fresh);
             arena.insert(label, counted, future, &self.shared, now)
         };
         handle
