@@ -83,15 +83,24 @@ impl ReadyQueue {
     /// and store of the mark. From any other thread the task's id goes to
     /// the remote queue unless its `remote` mark says an entry waits there
     /// already (see the module invariants).
-    pub(crate) fn wake(&self, id: TaskId, queued: &AtomicBool, remote: &AtomicBool) {
-        if self.is_current() {
-            if !queued.load(Ordering::Relaxed) {
-                queued.store(true, Ordering::Relaxed);
-                // SAFETY: checked just above.
-                unsafe { self.push_local(id) };
-            }
-        } else if !remote.swap(true, Ordering::AcqRel) {
-            self.remote.push(id);
+    #[inline]
+    pub(crate) fn wake(&self, task: &Header) {
+        if !self.is_current() {
+            return self.wake_remote(task);
+        }
+        if !task.queued.load(Ordering::Relaxed) {
+            task.queued.store(true, Ordering::Relaxed);
+            // SAFETY: checked just above.
+            unsafe { self.push_local(task.id()) };
+        }
+    }
+
+    /// [`ReadyQueue::wake`] from a thread not running the executor.
+    #[cold]
+    #[inline(never)]
+    fn wake_remote(&self, task: &Header) {
+        if !task.remote.swap(true, Ordering::AcqRel) {
+            self.remote.push(task.id());
         }
     }
 
@@ -99,11 +108,26 @@ impl ReadyQueue {
     ///
     /// # Safety
     /// `self.is_current()` must hold.
+    ///
+    /// Written as a store into spare capacity with growth out of line, so
+    /// the wake it is inlined into makes no call on its usual paths and
+    /// needs no saved registers (a duplicate wake is then a few loads).
+    #[inline]
     unsafe fn push_local(&self, id: TaskId) {
         // SAFETY: `CURRENT` points here only on the thread holding this
         // queue's unique `EnterGuard` (see the `Sync` impl), as the caller
         // checked; the borrow ends before this call returns.
-        unsafe { (*self.local.get()).push(id) };
+        let local = unsafe { &mut *self.local.get() };
+        let len = local.len();
+        match local.spare_capacity_mut().first_mut() {
+            Some(slot) => {
+                slot.write(id);
+                // SAFETY: the element at `len` was just initialized, and
+                // `len < capacity` (it was spare).
+                unsafe { local.set_len(len + 1) };
+            }
+            None => grow_and_push(local, id),
+        }
     }
 
     /// Marks this queue as the current thread's executor queue until the
@@ -120,6 +144,13 @@ impl ReadyQueue {
             _not_send: PhantomData,
         }
     }
+}
+
+/// Appends `id` to a full list (out of line: rare once the list has grown).
+#[cold]
+#[inline(never)]
+fn grow_and_push(local: &mut Vec<TaskId>, id: TaskId) {
+    local.push(id);
 }
 
 /// Proof that the current thread runs a queue's executor: the only way to

@@ -73,10 +73,10 @@ pub(crate) struct Header {
     /// Whether the task sits in the executor's ready set (woken and not yet
     /// polled). Only the executor's thread reads or writes it (see
     /// `waker.rs`): relaxed accesses, plain moves.
-    queued: AtomicBool,
+    pub(crate) queued: AtomicBool,
     /// Whether an entry for the task, from a wake on another thread, waits
     /// in the remote queue.
-    remote: AtomicBool,
+    pub(crate) remote: AtomicBool,
     /// The run loop is polling the future right now. Like `aborted`, only
     /// read and written with the executor's state lock held (atomic only
     /// so the header stays `Sync`; relaxed accesses are plain moves).
@@ -97,10 +97,9 @@ impl Header {
 
     /// Puts the task in its executor's ready queue unless it is there
     /// already.
+    #[inline]
     pub(crate) fn wake(&self) {
-        self.shared
-            .queue
-            .wake(self.id(), &self.queued, &self.remote);
+        self.shared.queue.wake(self);
     }
 
     /// Called by the run loop right before polling: wakes during or after
