@@ -124,6 +124,9 @@ struct State {
     digest: Digest,
     /// The task being polled, if any.
     current: Option<TaskId>,
+    /// The task being polled was aborted during its poll (by itself): the
+    /// run loop removes it when the poll returns.
+    current_aborted: bool,
     root: Option<TaskId>,
     finished: bool,
     polls: u64,
@@ -167,14 +170,16 @@ impl Shared {
         let removed = {
             let guard = self.state.lock();
             let mut state = guard.borrow_mut();
-            let Some(slot) = state.arena.get_mut(id) else {
-                return false;
-            };
-            if slot.aborted() {
+            if state.arena.get(id).is_none() {
                 return false;
             }
-            let removed = if slot.polling() {
-                slot.set_aborted();
+            // The task being polled is only marked: the run loop removes it
+            // once its poll returns.
+            let removed = if state.current == Some(id) {
+                if state.current_aborted {
+                    return false;
+                }
+                state.current_aborted = true;
                 None
             } else {
                 state.arena.remove(id)
@@ -216,6 +221,7 @@ impl Executor {
             strategy: config.strategy,
             digest: Digest::default(),
             current: None,
+            current_aborted: false,
             root: None,
             finished: false,
             polls: 0,
@@ -429,19 +435,18 @@ impl Executor {
             drop(state);
             drop(finished.take());
 
-            // SAFETY: the slot is marked `polling`, so its `OwnedTask` stays
-            // in the arena, alive and untouched, until we clear the mark
-            // below (aborts only set `aborted`; nothing else removes slots
-            // while the loop runs).
+            // SAFETY: the task is `state.current`, so its `OwnedTask` stays
+            // in the arena, alive and untouched, until we reset that below
+            // (an abort of the current task only sets `current_aborted`;
+            // nothing else removes slots while the loop runs).
             let result = catch_unwind(AssertUnwindSafe(|| unsafe { poller.poll() }));
 
             state = round.borrow_mut();
             state.current = None;
-            let slot = state.arena.get_mut(id).expect("polled task left the arena");
-            slot.set_polling(false);
+            let aborted = std::mem::take(&mut state.current_aborted);
             match result {
                 Ok(false) => {
-                    if slot.aborted() {
+                    if aborted {
                         finished = state.arena.remove(id);
                     }
                 }
@@ -667,6 +672,7 @@ impl Core {
             strategy: state.strategy.fork(),
             digest: state.digest.clone(),
             current: None,
+            current_aborted: false,
             root: None,
             finished: false,
             polls: 0,

@@ -239,12 +239,17 @@ fn abort_drops_the_future_and_frees_the_slot() {
         // A task aborting itself mid-poll is removed after the poll.
         let c2 = c.clone();
         let me = Arc::new(Mutex::new(None::<TaskId>));
-        let me2 = me.clone();
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let (me2, results2) = (me.clone(), results.clone());
         let id = c
             .spawn("self".into(), async move {
                 loop {
                     if let Some(id) = *me2.lock() {
-                        c2.abort(id);
+                        // The first abort counts; a second in the same
+                        // poll finds it aborted already.
+                        let first = c2.abort(id);
+                        let second = c2.abort(id);
+                        results2.lock().push((first, second));
                     }
                     yield_now().await;
                 }
@@ -255,6 +260,7 @@ fn abort_drops_the_future_and_frees_the_slot() {
             yield_now().await;
         }
         assert_eq!(c.tasks(), 1);
+        assert_eq!(*results.lock(), [(true, false)], "removed after one poll");
     });
 }
 

@@ -13,9 +13,10 @@
 //! # Invariants
 //! * A slot is removed, and its future dropped, as soon as its task completes
 //!   or is aborted: memory stays flat under millions of short-lived tasks.
-//! * While a task is being polled its slot is marked `polling`; an abort that
-//!   arrives then only marks the slot `aborted`, and the run loop removes it
-//!   after the poll returns. Nobody else touches a future being polled.
+//! * A task being polled (the executor state's `current`) stays in its slot:
+//!   an abort that arrives then (the task aborting itself) only marks the
+//!   state's `current_aborted`, and the run loop removes the task after the
+//!   poll returns. Nobody else touches a future being polled.
 
 pub(crate) mod task;
 
@@ -28,10 +29,7 @@ use crate::{
     slots::Slots,
     Shared,
 };
-use std::{
-    future::Future,
-    sync::{atomic::Ordering, Arc},
-};
+use std::{future::Future, sync::Arc};
 use task::Poller;
 
 /// Identifies one task for the life of its executor.
@@ -57,8 +55,7 @@ impl TaskId {
     }
 }
 
-/// A live task. Its `polling` and `aborted` marks live in the task's
-/// header, where they fit in padding.
+/// A live task.
 pub(crate) struct Slot {
     pub(crate) task: OwnedTask,
     pub(crate) label: LabelId,
@@ -71,24 +68,6 @@ pub(crate) struct Slot {
 impl Slot {
     pub(crate) fn id(&self) -> TaskId {
         self.task.header().id()
-    }
-
-    /// The run loop is polling the future right now.
-    pub(crate) fn polling(&self) -> bool {
-        self.task.header().polling.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_polling(&self, polling: bool) {
-        self.task.header().polling.store(polling, Ordering::Relaxed);
-    }
-
-    /// Aborted while being polled: to be removed once the poll returns.
-    pub(crate) fn aborted(&self) -> bool {
-        self.task.header().aborted.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_aborted(&self) {
-        self.task.header().aborted.store(true, Ordering::Relaxed);
     }
 }
 
@@ -139,12 +118,11 @@ impl Arena {
         handle
     }
 
-    /// Marks task `id` as being polled at `now` and counts the poll; `None`
+    /// Notes that task `id` is polled at `now` and counts the poll; `None`
     /// if the id is stale (the task finished or was aborted since).
     pub(crate) fn begin_poll(&mut self, id: TaskId, now: u64) -> Option<Poller> {
         let slot = self.get_mut(id)?;
         slot.last_polled = now;
-        slot.set_polling(true);
         let (label, counted, poller) = (slot.label, slot.counted, slot.task.poller());
         if counted {
             self.labels.polled(label);
@@ -298,11 +276,8 @@ mod tests {
     /// Polls the task in `id`'s slot as the run loop does.
     fn poll(arena: &mut Arena, id: TaskId) -> bool {
         let slot = arena.get_mut(id).expect("live task");
-        slot.set_polling(true);
         // SAFETY: the slot stays in the arena, untouched, during the poll.
-        let done = unsafe { slot.task.poller().poll() };
-        arena.get_mut(id).expect("live task").set_polling(false);
-        done
+        unsafe { slot.task.poller().poll() }
     }
 
     #[test]

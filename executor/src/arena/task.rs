@@ -19,8 +19,8 @@
 //!   [`TaskVTable`], chosen for `F` at allocation.
 //! * The future is touched from one place at a time: by whoever holds the
 //!   task's `OwnedTask` when it drops it, or by the run loop through a
-//!   [`Poller`] while the task's slot is marked `polling` (and so cannot be
-//!   removed or dropped). It is dropped
+//!   [`Poller`] while the task is the one being polled (and so cannot be
+//!   removed or dropped, see `arena/mod.rs`). It is dropped
 //!   in place (never moved after being pinned in the block) before the join
 //!   state learns the outcome, so a handle resolves only once the task's
 //!   resources are released.
@@ -77,12 +77,6 @@ pub(crate) struct Header {
     /// Whether an entry for the task, from a wake on another thread, waits
     /// in the remote queue.
     pub(crate) remote: AtomicBool,
-    /// The run loop is polling the future right now. Like `aborted`, only
-    /// read and written with the executor's state lock held (atomic only
-    /// so the header stays `Sync`; relaxed accesses are plain moves).
-    pub(crate) polling: AtomicBool,
-    /// Aborted while being polled: to be removed once the poll returns.
-    pub(crate) aborted: AtomicBool,
 }
 
 impl Header {
@@ -313,8 +307,6 @@ where
                 index: id.index(),
                 queued: AtomicBool::new(false),
                 remote: AtomicBool::new(false),
-                polling: AtomicBool::new(false),
-                aborted: AtomicBool::new(false),
             },
             join: Mutex::new(Join::Waiting(None)),
         },
