@@ -2,7 +2,7 @@
 //! "Auditor", "stop / stopped / Signaler" and "Error", one test per line.
 
 use commonware_runtime::{
-    deterministic::{Config, Executor},
+    deterministic::{self, Config, Executor},
     reschedule, Clock, Error, Handle, Runner, Signal, Signaler, Spawner,
 };
 use futures::{channel::oneshot, FutureExt};
@@ -156,14 +156,29 @@ fn spawning_root_panics() {
     assert_eq!(panic_message(result), "root task cannot be spawned");
 }
 
-#[test]
-fn labels_are_prefixed_by_parent() {
-    let registry = Arc::new(Mutex::new(prometheus_client::registry::Registry::default()));
+type Registry = Arc<Mutex<prometheus_client::registry::Registry>>;
+
+/// A default runtime that reports to a registry of the test's.
+fn with_registry() -> (Registry, deterministic::Runner, deterministic::Context) {
+    let registry = Registry::default();
     let cfg = Config {
         registry: registry.clone(),
         ..Config::default()
     };
     let (executor, context, _) = Executor::init(cfg);
+    (registry, executor, context)
+}
+
+/// The registry's text exposition.
+fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry.lock().unwrap()).unwrap();
+    text
+}
+
+#[test]
+fn labels_are_prefixed_by_parent() {
+    let (registry, executor, context) = with_registry();
     executor.start(async move {
         let inner = context.clone();
         context
@@ -173,8 +188,7 @@ fn labels_are_prefixed_by_parent() {
             .await
             .unwrap();
     });
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry.lock().unwrap()).unwrap();
+    let text = encode(&registry);
     assert!(
         text.contains("tasks_spawned_total{label=\"have\"} 1"),
         "{text}"
@@ -196,23 +210,13 @@ fn labels_are_prefixed_by_parent() {
 /// counts on.
 #[test]
 fn metrics_are_scraped_without_waiting_for_the_run_loop() {
-    let registry = Arc::new(Mutex::new(prometheus_client::registry::Registry::default()));
-    let cfg = Config {
-        registry: registry.clone(),
-        ..Config::default()
-    };
-    let scrape = |registry: &Arc<Mutex<prometheus_client::registry::Registry>>| {
+    let (registry, executor, context) = with_registry();
+    let scrape = |registry: &Registry| {
         let registry = registry.clone();
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            prometheus_client::encoding::text::encode(&mut text, &registry.lock().unwrap())
-                .unwrap();
-            text
-        })
-        .join()
-        .unwrap()
+        std::thread::spawn(move || encode(&registry))
+            .join()
+            .unwrap()
     };
-    let (executor, context, _) = Executor::init(cfg);
     let inner = registry.clone();
     let text = executor.start(async move {
         context
@@ -232,12 +236,7 @@ fn metrics_are_scraped_without_waiting_for_the_run_loop() {
 
 #[test]
 fn task_metrics_carry_over_a_recovery() {
-    let registry = Arc::new(Mutex::new(prometheus_client::registry::Registry::default()));
-    let cfg = Config {
-        registry: registry.clone(),
-        ..Config::default()
-    };
-    let (executor, context, _) = Executor::init(cfg);
+    let (registry, executor, context) = with_registry();
     let context = executor.start(async move {
         context.spawn("worker", async {}).await.unwrap();
         context.spawn("stuck", futures::future::pending::<()>());
@@ -248,8 +247,7 @@ fn task_metrics_carry_over_a_recovery() {
     executor.start(async move {
         context.spawn("worker", async {}).await.unwrap();
     });
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry.lock().unwrap()).unwrap();
+    let text = encode(&registry);
     for line in [
         r#"tasks_spawned_total{label="worker"} 2"#,
         r#"tasks_spawned_total{label="stuck"} 1"#,

@@ -546,6 +546,17 @@ fn a_future_whose_drop_panics_is_dropped_once() {
     }
 }
 
+/// Wakes `task` twice (by reference, then by value) from a new thread.
+fn wake_twice_from_another_thread(task: &std::task::Waker) {
+    let remote = task.clone();
+    std::thread::spawn(move || {
+        remote.wake_by_ref();
+        remote.wake();
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn a_task_woken_from_both_threads_is_polled_once() {
     let exec = executor(0);
@@ -571,26 +582,14 @@ fn a_task_woken_from_both_threads_is_polled_once() {
         // Woken here, then from another thread, then here again before the
         // task runs: one poll.
         task.wake_by_ref();
-        let remote = task.clone();
-        std::thread::spawn(move || {
-            remote.wake_by_ref();
-            remote.wake();
-        })
-        .join()
-        .unwrap();
+        wake_twice_from_another_thread(&task);
         task.wake_by_ref();
         for _ in 0..3 {
             yield_now().await;
         }
         assert_eq!(polls.load(Ordering::SeqCst), 2);
         // A wake from another thread alone, twice: one entry, one poll.
-        let remote = task.clone();
-        std::thread::spawn(move || {
-            remote.wake_by_ref();
-            remote.wake();
-        })
-        .join()
-        .unwrap();
+        wake_twice_from_another_thread(&task);
         for _ in 0..3 {
             yield_now().await;
         }
