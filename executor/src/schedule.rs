@@ -696,7 +696,7 @@ mod tests {
         let root = async move {
             for _ in 0..5 {
                 let c2 = c.clone();
-                c.spawn("worker".into(), async move {
+                c.spawn("worker", async move {
                     for _ in 0..4 {
                         c2.next_u64();
                         let mut yielded = false;

@@ -45,7 +45,7 @@ fn interleaving(seed: u64) -> (Vec<usize>, String) {
     run_ok(&exec, async move {
         for i in 0..5 {
             let (l, d) = (l.clone(), d.clone());
-            c.spawn("t".into(), async move {
+            c.spawn("t", async move {
                 for _ in 0..3 {
                     l.lock().push(i);
                     yield_now().await;
@@ -80,7 +80,7 @@ fn crowd(seed: u64) -> (Vec<(u64, usize)>, String) {
         let handles: Vec<_> = (0..PREFETCH_MIN_TASKS + 1000)
             .map(|i| {
                 let (l, c2) = (l.clone(), c.clone());
-                c.spawn("crowd".into(), async move {
+                c.spawn("crowd", async move {
                     yield_now().await;
                     c2.sleep_until(c2.now() + (i as u64 * 7919 % 1000) * MS)
                         .await;
@@ -138,7 +138,7 @@ fn sleepers_wake_in_deadline_order() {
             let mut handles = Vec::new();
             for (i, at) in [50u64, 10, 30, 10, 20].into_iter().enumerate() {
                 let (l, c2) = (l.clone(), c.clone());
-                handles.push(c.spawn("s".into(), async move {
+                handles.push(c.spawn("s", async move {
                     c2.sleep_until(at * MS).await;
                     l.lock().push((at, i));
                 }));
@@ -156,7 +156,7 @@ fn stall_lists_pending_tasks() {
     let exec = executor(0);
     let c = exec.core().clone();
     let result = exec.run("root", async move {
-        c.spawn("stuck".into(), std::future::pending::<()>());
+        c.spawn("stuck", std::future::pending::<()>());
         c.sleep_until(5 * MS).await;
         std::future::pending::<()>().await;
     });
@@ -197,7 +197,7 @@ fn panics_are_reported_with_the_label() {
     let exec = executor(0);
     let c = exec.core().clone();
     let result = exec.run("root", async move {
-        c.spawn("bad".into(), async { panic!("boom") });
+        c.spawn("bad", async { panic!("boom") });
         std::future::pending::<()>().await;
     });
     match result {
@@ -225,7 +225,7 @@ fn abort_drops_the_future_and_frees_the_slot() {
     run_ok(&exec, async move {
         let flag = DropFlag(d.clone());
         let id = c
-            .spawn("victim".into(), async move {
+            .spawn("victim", async move {
                 let _flag = flag;
                 std::future::pending::<()>().await;
             })
@@ -242,7 +242,7 @@ fn abort_drops_the_future_and_frees_the_slot() {
         let results = Arc::new(Mutex::new(Vec::new()));
         let (me2, results2) = (me.clone(), results.clone());
         let id = c
-            .spawn("self".into(), async move {
+            .spawn("self", async move {
                 loop {
                     if let Some(id) = *me2.lock() {
                         // The first abort counts; a second in the same
@@ -272,7 +272,7 @@ fn leftover_tasks_are_dropped_when_root_finishes() {
     let d = dropped.clone();
     run_ok(&exec, async move {
         let flag = DropFlag(d);
-        c.spawn("forever".into(), async move {
+        c.spawn("forever", async move {
             let _flag = flag;
             std::future::pending::<()>().await;
         });
@@ -313,7 +313,7 @@ fn duplicate_wakes_poll_once_per_round() {
         let p2 = p.clone();
         let mut n = 0;
         c.spawn(
-            "w".into(),
+            "w",
             std::future::poll_fn(move |cx| {
                 p2.fetch_add(1, Ordering::SeqCst);
                 n += 1;
@@ -380,7 +380,7 @@ fn held_back_tasks_stay_ready_and_time_advances() {
     let f = first_poll.clone();
     run_ok(&exec, async move {
         let c2 = c.clone();
-        c.spawn("late".into(), async move {
+        c.spawn("late", async move {
             *f.lock() = Some(c2.now());
         });
         for _ in 0..10 {
@@ -467,14 +467,14 @@ fn timers_wake_foreign_wakers_and_follow_a_sleep_between_tasks() {
         let mut sleep = Box::pin(c.sleep_until(9 * MS));
         // Handing the (pending) sleep back to the root is the point.
         #[allow(clippy::async_yields_async)]
-        let first = c.spawn("first".into(), async move {
+        let first = c.spawn("first", async move {
             let pending = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
             assert!(pending.is_pending());
             sleep
         });
         let sleep = first.await.expect("first finished");
         let c2 = c.clone();
-        let second = c.spawn("second".into(), async move {
+        let second = c.spawn("second", async move {
             sleep.await;
             c2.now()
         });
@@ -523,7 +523,7 @@ fn a_future_whose_drop_panics_is_dropped_once() {
         let d = drops.clone();
         let result = exec.run("root", async move {
             let guard = PanicsOnDrop(d);
-            let task = c.spawn("bad".into(), async move {
+            let task = c.spawn("bad", async move {
                 let _guard = guard;
                 if !finishes {
                     std::future::pending::<()>().await;
