@@ -317,7 +317,9 @@ impl Executor {
                     }
                 }
                 batch.clear();
-                batch.append(&mut held);
+                if !held.is_empty() {
+                    batch.append(&mut held);
+                }
                 let arena = &state.arena;
                 queue.drain_into(&mut batch, |id| {
                     arena
@@ -328,7 +330,9 @@ impl Executor {
                 state.digest.event(digest::kind::ROUND, run as u64);
                 run
             };
-            held.extend_from_slice(&batch[run..]);
+            if run < batch.len() {
+                held.extend_from_slice(&batch[run..]);
+            }
 
             if let Some(root_completed) = self.poll_batch(&round, &batch[..run], halt)? {
                 return Ok(root_completed);
