@@ -273,24 +273,30 @@ pub trait Blob: Clone + Send + Sync + 'static {
 }
 
 /// Yield control back to the runtime.
-pub async fn reschedule() {
-    struct Reschedule {
-        yielded: bool,
-    }
+///
+/// The same contract as the reference's `async fn` (a future that completes
+/// on its second poll, waking its task on the first); a plain future
+/// rather than an `async` block so its `poll` inlines into the caller.
+pub fn reschedule() -> impl Future<Output = ()> + Send + Sync + Unpin {
+    Reschedule { yielded: false }
+}
 
-    impl Future for Reschedule {
-        type Output = ();
+/// The future [`reschedule`] returns.
+struct Reschedule {
+    yielded: bool,
+}
 
-        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-            if self.yielded {
-                Poll::Ready(())
-            } else {
-                self.yielded = true;
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
+impl Future for Reschedule {
+    type Output = ();
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            Poll::Ready(())
+        } else {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
         }
     }
-
-    Reschedule { yielded: false }.await
 }

@@ -488,6 +488,7 @@ impl Executor {
 
 impl Core {
     /// Current virtual time in nanoseconds since the epoch.
+    #[inline]
     pub fn now(&self) -> u64 {
         self.shared.now.load(Ordering::Relaxed)
     }
@@ -571,6 +572,7 @@ impl Core {
     }
 
     /// A future that completes once virtual time reaches `deadline` (ns).
+    #[inline]
     pub fn sleep_until(&self, deadline: u64) -> Sleep {
         Sleep {
             core: self.clone(),
@@ -786,38 +788,56 @@ impl Wake {
 impl Future for Sleep {
     type Output = ();
 
+    /// Inline (across crates too) for the due case, the other half of every
+    /// sleep's polls; registering stays out of line.
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         // Due: its timer, if any, has fired already (every round ends by
         // firing the timers due by then, and time only moves there), so
         // there is nothing to cancel and no need for the state.
         if this.core.now() >= this.deadline {
-            #[cfg(debug_assertions)]
-            if let Some(id) = this.timer {
-                let guard = this.core.shared.state.lock();
-                let pending = guard.borrow_mut().wheel.get_mut(id).is_some();
-                assert!(!pending, "a due sleep's timer has not fired");
-            }
-            this.timer = None;
+            this.completed();
             return Poll::Ready(());
         }
-        let guard = this.core.shared.state.lock();
+        this.register(cx)
+    }
+}
+
+impl Sleep {
+    /// Forgets the timer of a sleep found due (it has fired).
+    #[inline]
+    fn completed(&mut self) {
+        #[cfg(debug_assertions)]
+        if let Some(id) = self.timer {
+            let guard = self.core.shared.state.lock();
+            let pending = guard.borrow_mut().wheel.get_mut(id).is_some();
+            assert!(!pending, "a due sleep's timer has not fired");
+        }
+        self.timer = None;
+    }
+
+    /// Registers the sleep's timer for the task polling it (or points the
+    /// registered one at that task); completes the sleep if another
+    /// thread's stale view of the time called it due too late.
+    fn register(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let guard = self.core.shared.state.lock();
         let mut state = guard.borrow_mut();
-        // Off the executor's thread the time read above may be stale.
-        if state.now >= this.deadline {
+        // Off the executor's thread the time read before may be stale.
+        if state.now >= self.deadline {
             drop(state);
-            this.timer = None;
+            self.timer = None;
             return Poll::Ready(());
         }
-        let shared = &*this.core.shared;
-        let stale = match this.timer.and_then(|id| state.wheel.get_mut(id)) {
+        let shared = &*self.core.shared;
+        let stale = match self.timer.and_then(|id| state.wheel.get_mut(id)) {
             Some(wake) if wake.will_wake(cx.waker(), shared) => None,
             Some(wake) => Some(std::mem::replace(wake, Wake::new(cx.waker(), shared))),
             None => {
-                this.timer = Some(
+                self.timer = Some(
                     state
                         .wheel
-                        .insert(this.deadline, Wake::new(cx.waker(), shared)),
+                        .insert(self.deadline, Wake::new(cx.waker(), shared)),
                 );
                 None
             }
@@ -826,9 +846,7 @@ impl Future for Sleep {
         drop(stale);
         Poll::Pending
     }
-}
 
-impl Sleep {
     /// Cancels the pending timer of a sleep dropped before it fired (kept
     /// out of line: most sleeps complete and have nothing to cancel).
     #[cold]

@@ -433,10 +433,12 @@ impl crate::Spawner for Context {
 }
 
 impl crate::Clock for Context {
+    #[inline]
     fn current(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_nanos(self.core().now())
     }
 
+    #[inline]
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
         let core = self.core();
         let deadline = core
