@@ -195,6 +195,7 @@ impl Labels {
 
     /// A counted task with this label was spawned. Takes `&mut self`, as
     /// the other counts do: only the state borrow counts (module doc).
+    #[inline]
     pub(crate) fn spawned(&mut self, id: LabelId) {
         let counts = &self.counts[id.0 as usize];
         bump(&counts.spawned, 1);
@@ -202,11 +203,13 @@ impl Labels {
     }
 
     /// A counted task with this label is being polled.
+    #[inline]
     pub(crate) fn polled(&mut self, id: LabelId) {
         bump(&self.counts[id.0 as usize].polls, 1);
     }
 
     /// A counted task with this label left the arena.
+    #[inline]
     pub(crate) fn finished(&mut self, id: LabelId) {
         bump(&self.counts[id.0 as usize].running, u64::MAX);
     }

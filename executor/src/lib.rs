@@ -135,6 +135,7 @@ struct State {
 impl State {
     /// The label a task spawned now is named under: the label of the task
     /// being polled, unless that is the run's root.
+    #[inline]
     fn parent_label(&self) -> Option<LabelId> {
         let current = self.current.filter(|&id| Some(id) != self.root)?;
         Some(self.arena.get(current)?.label)

@@ -146,6 +146,7 @@ impl Default for Config {
 }
 
 /// Nanoseconds since the epoch, or a panic naming `what` overflowed.
+#[inline]
 fn nanos(duration: Duration, what: &str) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or_else(|_| {
         panic!("{what} of {duration:?} overflows the deterministic clock (u64 nanoseconds since the epoch, about 584 years)")
