@@ -166,7 +166,7 @@ impl Labels {
     /// `parent` (`None`: no prefix, see the module doc): the few spawns
     /// resolved last first, so a repeated spawn neither formats nor searches.
     pub(crate) fn child(&mut self, parent: Option<LabelId>, name: &str) -> LabelId {
-        let parent = parent.filter(|&id| !self.name(id).is_empty());
+        let parent = self.prefix(parent);
         if let Some(recent) = self
             .recent
             .iter()
@@ -187,6 +187,12 @@ impl Labels {
         });
         self.next = (self.next + 1) % RECENT;
         label
+    }
+
+    /// The label that prefixes a child of a task labelled `parent`: none
+    /// for an empty label (or no parent).
+    pub(crate) fn prefix(&self, parent: Option<LabelId>) -> Option<LabelId> {
+        parent.filter(|&id| !self.name(id).is_empty())
     }
 
     pub(crate) fn name(&self, id: LabelId) -> &str {

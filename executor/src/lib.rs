@@ -524,9 +524,7 @@ impl Core {
     pub fn spawns_unprefixed(&self) -> bool {
         let guard = self.shared.state.lock();
         let state = guard.borrow();
-        state
-            .parent_label()
-            .is_none_or(|id| state.arena.labels.name(id).is_empty())
+        state.arena.labels.prefix(state.parent_label()).is_none()
     }
 
     /// Inserts a task whose label (and whether it is counted) `label`
@@ -541,20 +539,17 @@ impl Core {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let handle = {
-            let guard = self.shared.state.lock();
-            let mut state = guard.borrow_mut();
-            let parent = state.parent_label();
-            let now = state.now;
-            let State { arena, digest, .. } = &mut *state;
-            let known = arena.labels.len();
-            let (label, counted) = label(&mut arena.labels, parent);
-            let fresh = arena.labels.len() > known;
-            let name = arena.labels.name(label);
-            digest.spawn(arena.next_seq(), label.get(), name, fresh);
-            arena.insert(label, counted, future, &self.shared, now)
-        };
-        handle
+        let guard = self.shared.state.lock();
+        let mut state = guard.borrow_mut();
+        let parent = state.parent_label();
+        let now = state.now;
+        let State { arena, digest, .. } = &mut *state;
+        let known = arena.labels.len();
+        let (label, counted) = label(&mut arena.labels, parent);
+        let fresh = arena.labels.len() > known;
+        let name = arena.labels.name(label);
+        digest.spawn(arena.next_seq(), label.get(), name, fresh);
+        arena.insert(label, counted, future, &self.shared, now)
     }
 
     /// What the executor counted per label, for every label with counted
@@ -827,7 +822,8 @@ impl Sleep {
         // Off the executor's thread the time read before may be stale.
         if state.now >= self.deadline {
             drop(state);
-            self.timer = None;
+            drop(guard);
+            self.completed();
             return Poll::Ready(());
         }
         let shared = &*self.core.shared;

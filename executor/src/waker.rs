@@ -77,7 +77,7 @@ impl ReadyQueue {
         CURRENT.with(|current| std::ptr::eq(current.get(), self))
     }
 
-    /// Wakes task `id`. On the executor's own thread (whose wakes are the
+    /// Wakes `task`. On the executor's own thread (whose wakes are the
     /// deterministic ones) the task joins the local list unless its
     /// `queued` mark says it is in the ready set already, with a plain load
     /// and store of the mark. From any other thread the task's id goes to
@@ -88,8 +88,7 @@ impl ReadyQueue {
         if !self.is_current() {
             return self.wake_remote(task);
         }
-        if !task.queued.load(Ordering::Relaxed) {
-            task.queued.store(true, Ordering::Relaxed);
+        if task.mark_queued() {
             // SAFETY: checked just above.
             unsafe { self.push_local(task.id()) };
         }
@@ -99,7 +98,7 @@ impl ReadyQueue {
     #[cold]
     #[inline(never)]
     fn wake_remote(&self, task: &Header) {
-        if !task.remote.swap(true, Ordering::AcqRel) {
+        if task.mark_remote() {
             self.remote.push(task.id());
         }
     }

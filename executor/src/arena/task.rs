@@ -73,10 +73,10 @@ pub(crate) struct Header {
     /// Whether the task sits in the executor's ready set (woken and not yet
     /// polled). Only the executor's thread reads or writes it (see
     /// `waker.rs`): relaxed accesses, plain moves.
-    pub(crate) queued: AtomicBool,
+    queued: AtomicBool,
     /// Whether an entry for the task, from a wake on another thread, waits
     /// in the remote queue.
-    pub(crate) remote: AtomicBool,
+    remote: AtomicBool,
 }
 
 impl Header {
@@ -108,11 +108,25 @@ impl Header {
     /// cleared with a read-modify-write.
     pub(crate) fn accept_remote_wake(&self) -> bool {
         self.remote.swap(false, Ordering::AcqRel);
+        self.mark_queued()
+    }
+
+    /// Marks the task as in the ready set, on the executor's thread (the
+    /// only one that touches the mark, so a plain load and store); returns
+    /// whether it was not in it already, i.e. whether to enqueue it.
+    #[inline]
+    pub(crate) fn mark_queued(&self) -> bool {
         if self.queued.load(Ordering::Relaxed) {
             return false;
         }
         self.queued.store(true, Ordering::Relaxed);
         true
+    }
+
+    /// Sets the mark of an entry waiting in the remote queue, from any
+    /// thread; returns whether it was clear, i.e. whether to push one.
+    pub(crate) fn mark_remote(&self) -> bool {
+        !self.remote.swap(true, Ordering::AcqRel)
     }
 
     /// Adds a reference to the block `header` lives in.
