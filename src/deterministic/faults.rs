@@ -14,7 +14,7 @@
 //! * [`Injector`]: the live fault state. Like the disk, it belongs to the
 //!   simulated hardware rather than to one runtime instance, so a runtime
 //!   made by `recover()` keeps its partitions and settings.
-//! * The decisions ([`chance`], [`below`], [`Lane::arrival`]): every one is a
+//! * The decisions ([`chance`], [`below`], [`ArrivalClock::arrival`]): every one is a
 //!   draw from the runtime's seeded generator (`Core::next_u64`, which the
 //!   auditor sees), so a seed injects the same faults at the same moments,
 //!   and every fault injected is folded into the auditor ([`audit`]).
@@ -34,7 +34,7 @@
 //! * Maps are `BTreeMap`s/`BTreeSet`s: nothing observable depends on hash
 //!   order.
 
-use super::{kind, Context};
+use super::{auditor::kind, Context};
 use commonware_executor::Core;
 use parking_lot::Mutex;
 use std::{
@@ -225,9 +225,9 @@ impl Context {
                 IpAddr::V6(ip) => ip.octets(),
             });
         }
-        audit(&runtime.core, what::PARTITION, &sides);
-        runtime.faults.partition(a, b);
-        if runtime.faults.partition_mode() == PartitionMode::Reset {
+        audit(&runtime.core, what::CUT, &sides);
+        runtime.faults.cut(a, b);
+        if runtime.faults.cut_mode() == PartitionMode::Reset {
             runtime.network.reset_cut();
         }
     }
@@ -246,7 +246,7 @@ pub const SECTOR: u64 = 512;
 pub(crate) mod what {
     pub const DIAL: u64 = 1;
     pub const RESET: u64 = 2;
-    pub const PARTITION: u64 = 3;
+    pub const CUT: u64 = 3;
     pub const HEAL: u64 = 4;
     pub const OPEN: u64 = 5;
     pub const READ: u64 = 6;
@@ -288,21 +288,23 @@ pub(crate) fn below(core: &Core, n: u64) -> u64 {
     }
 }
 
-/// Nanoseconds in `duration`, saturating.
-fn nanos(duration: Duration) -> u64 {
+/// Nanoseconds in `duration`, saturating at `u64::MAX` (a delay past the
+/// end of the virtual clock never arrives, which is what it means).
+fn saturating_nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The timing state of one direction of one connection.
+/// When the bytes sent in one direction of one connection arrive: the
+/// link's bandwidth queue and the arrival time of the last send.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Lane {
+pub(crate) struct ArrivalClock {
     /// When the link finishes carrying what was already sent (bandwidth).
     free: u64,
     /// When the last send arrives.
     last: u64,
 }
 
-impl Lane {
+impl ArrivalClock {
     /// When `len` bytes sent at `now` over a link with `faults` arrive.
     /// Never earlier than anything sent before on this lane.
     pub(crate) fn arrival(
@@ -319,12 +321,12 @@ impl Lane {
             start = self.free.max(now).saturating_add(busy);
             self.free = start;
         }
-        let jitter = match nanos(faults.jitter) {
+        let jitter = match saturating_nanos(faults.jitter) {
             0 => 0,
             jitter => below(core, jitter.saturating_add(1)),
         };
         let arrival = start
-            .saturating_add(nanos(faults.latency))
+            .saturating_add(saturating_nanos(faults.latency))
             .saturating_add(jitter)
             .max(self.last);
         self.last = arrival;
@@ -413,7 +415,8 @@ impl Injector {
         (config.link(from, to), self.generation())
     }
 
-    pub(crate) fn partition_mode(&self) -> PartitionMode {
+    /// What a cut does to the connections already open across it.
+    pub(crate) fn cut_mode(&self) -> PartitionMode {
         self.config.lock().partition_mode
     }
 
@@ -425,8 +428,8 @@ impl Injector {
         self.config.lock().storage_partition(partition)
     }
 
-    /// Cuts every IP of `a` off from every IP of `b`.
-    pub(crate) fn partition(&self, a: &[IpAddr], b: &[IpAddr]) {
+    /// Cuts every IP of `a` off from every IP of `b` (a network partition).
+    pub(crate) fn cut(&self, a: &[IpAddr], b: &[IpAddr]) {
         let mut cuts = self.cuts.lock();
         for &x in a {
             for &y in b {
@@ -475,11 +478,11 @@ impl Injector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use commonware_executor::{Config, Executor, Uniform};
+    use commonware_executor::Uniform;
     use std::net::Ipv4Addr;
 
     fn core(seed: u64) -> Core {
-        Executor::new(Config {
+        commonware_executor::Executor::new(commonware_executor::Config {
             start: 0,
             cycle: 1,
             deadline: None,
@@ -522,7 +525,7 @@ mod tests {
             jitter: Duration::from_millis(20),
             ..LinkFaults::default()
         };
-        let mut lane = Lane::default();
+        let mut lane = ArrivalClock::default();
         let mut last = 0;
         for now in (0..1000).map(|i| i * 1_000_000) {
             let arrival = lane.arrival(&core, &faults, 10, now);
@@ -539,7 +542,7 @@ mod tests {
             bandwidth: Some(1000),
             ..LinkFaults::default()
         };
-        let mut lane = Lane::default();
+        let mut lane = ArrivalClock::default();
         // 500 bytes at 1000 B/s: half a second each, back to back.
         assert_eq!(lane.arrival(&core, &faults, 500, 0), 500_000_000);
         assert_eq!(lane.arrival(&core, &faults, 500, 0), 1_000_000_000);
@@ -553,7 +556,7 @@ mod tests {
     fn settings_and_cuts_switch_the_fast_path() {
         let injector = Injector::new(Faults::default());
         assert!(!injector.network_active() && !injector.storage_active());
-        injector.partition(&[ip(1)], &[ip(2), ip(3)]);
+        injector.cut(&[ip(1)], &[ip(2), ip(3)]);
         assert!(injector.network_active());
         assert!(injector.is_cut(ip(3), ip(1)));
         assert!(!injector.is_cut(ip(2), ip(3)));

@@ -3,12 +3,18 @@
 //! # Panics
 //!
 //! If any task panics, the runtime will panic (and shutdown). Before the
-//! panic propagates, a line `deterministic runtime panicked (seed=1234,
-//! strategy=pct(3)): <message>` is printed to stderr, followed by the task,
-//! virtual time and auditor state: rerunning with that seed and
-//! [`Config::strategy`] reproduces the failure at the same virtual time with
-//! the same auditor state. See [`explore`] for seed sweeps, recorded
-//! schedules and shrinking.
+//! panic propagates, the failure line is printed to stderr:
+//!
+//! ```text
+//! deterministic runtime panicked (seed=1234, strategy=pct(3)): <message>
+//!   in task '<label>' at 12ms (virtual), auditor=<state>; rerun with this seed and strategy to reproduce
+//! ```
+//!
+//! Rerunning with that seed and [`Config::strategy`] reproduces the failure
+//! at the same virtual time with the same auditor state. See [`explore`]
+//! for seed sweeps, [`record`] and [`shrink`] for recorded schedules and
+//! their shrinking, and [`check_determinism`] for finding what broke
+//! determinism.
 //!
 //! # Example
 //!
@@ -35,33 +41,54 @@
 //! ([`Faults`], `Context::partition`, [`Runner::start_until`]). Scheduling
 //! itself lives in the `commonware-executor` crate.
 //!
+//! The files split in two layers. The runtime core: this file ([`Config`],
+//! [`Executor`], [`Runner`], [`Context`]), `strategy.rs` (the
+//! [`Strategy`] a config selects), `auditor.rs` (the [`Auditor`] and the
+//! audit event kinds), `failure.rs` (the failure line), `metrics.rs` (task
+//! metrics read from the executor), `network.rs`, `storage/` and
+//! `faults.rs`. The exploration tools on top, which only build runtimes
+//! through [`Executor`]: `run.rs` (one run with its panic caught:
+//! [`try_run`], [`record`], [`FailedRun`]), `sweep.rs` ([`Sweep`],
+//! [`explore`]), `shrink.rs` and `determinism.rs`.
+//!
 //! # Invariants
 //! * Everything observable flows through the executor's strategy (order,
 //!   random numbers) and is folded into the [`Auditor`]'s digest.
 //! * A `Context` stays usable before `start` and after its runner is gone
 //!   (e.g. to draw random numbers); clones share one generator and auditor.
 
+// The runtime core: what a `Context` is and does.
 mod auditor;
-mod explore;
+mod failure;
 mod faults;
+mod metrics;
 mod network;
 mod storage;
+mod strategy;
+
+// Tools on top of the core: caught runs, sweeps, shrinking and
+// determinism checks. The core never calls into them.
+mod determinism;
+mod run;
+mod shrink;
+mod sweep;
 
 pub use auditor::Auditor;
-pub use explore::{
-    check_determinism, explore, record, shrink, shrink_with, try_run, Divergence, ExploreError,
-    FailedRun, ParseError, Schedule, Shrunk, Strategy, Sweep, SweepError, Swept, PCT_DEFAULT_STEPS,
-};
+pub use determinism::{check_determinism, Divergence};
 pub use faults::{Faults, Halt, LinkFaults, PartitionMode, StorageFaults, SECTOR};
 pub use network::{Listener, Sink, Stream};
+pub use run::{record, try_run, FailedRun};
+pub use shrink::{shrink, shrink_with, Shrunk};
 pub use storage::{Blob, Partition, MAX_BLOB_LEN};
+pub use strategy::{ParseError, Schedule, Strategy, PCT_DEFAULT_STEPS};
+pub use sweep::{explore, ExploreError, Sweep, SweepError, Swept};
 
-use crate::{
-    metrics::{Metrics, TaskCounts},
-    Handle, Signal, Signaler,
-};
-use commonware_executor::{Core, Failure, Recorder};
+use crate::{metrics::IoMetrics, Handle, Signal, Signaler};
+use auditor::kind;
+use commonware_executor::{Core, Failure};
+use failure::{panic_message, FailureLine};
 use governor::clock::{Clock as GClock, ReasonablyRealtime};
+use metrics::TaskCounts;
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use rand_core::{CryptoRng, RngCore};
@@ -78,33 +105,6 @@ use std::{
 
 /// Label of the task passed to `Runner::start`.
 const ROOT_TASK: &str = "root";
-
-/// Audit event kinds of this backend (the executor uses 1..=7).
-pub(crate) mod kind {
-    pub const STOP: u8 = 16;
-    pub const STOPPED: u8 = 17;
-
-    // Network (network.rs).
-    pub const BIND: u8 = 32;
-    pub const DIAL: u8 = 33;
-    pub const ACCEPT: u8 = 34;
-    pub const SEND: u8 = 35;
-    pub const RECV: u8 = 36;
-
-    // Storage (storage.rs).
-    pub const OPEN: u8 = 48;
-    pub const REMOVE: u8 = 49;
-    pub const SCAN: u8 = 50;
-    pub const LEN: u8 = 51;
-    pub const READ: u8 = 52;
-    pub const WRITE: u8 = 53;
-    pub const TRUNCATE: u8 = 54;
-    pub const SYNC: u8 = 55;
-    pub const CLOSE: u8 = 56;
-
-    // Injected faults (faults.rs; the word says which).
-    pub const FAULT: u8 = 64;
-}
 
 /// Configuration for the `deterministic` runtime.
 #[derive(Clone)]
@@ -145,9 +145,11 @@ impl Default for Config {
     }
 }
 
-/// Nanoseconds since the epoch, or a panic naming `what` overflowed.
+/// `duration` in nanoseconds, the unit of the virtual clock; panics, naming
+/// `what`, if it does not fit (the clock does not saturate: a sleep or
+/// timeout past its end is a bug in the caller).
 #[inline]
-fn nanos(duration: Duration, what: &str) -> u64 {
+fn nanos_or_panic(duration: Duration, what: &str) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or_else(|_| {
         panic!("{what} of {duration:?} overflows the deterministic clock (u64 nanoseconds since the epoch, about 584 years)")
     })
@@ -158,7 +160,7 @@ struct Runtime {
     executor: commonware_executor::Executor,
     core: Core,
     seed: u64,
-    metrics: Arc<Metrics>,
+    metrics: Arc<IoMetrics>,
     /// Reports this instance's executor's task counts (shared with the
     /// instances before and after it, like `metrics`).
     task_counts: TaskCounts,
@@ -179,7 +181,7 @@ impl Runtime {
     fn new(
         executor: commonware_executor::Executor,
         seed: u64,
-        metrics: Arc<Metrics>,
+        metrics: Arc<IoMetrics>,
         task_counts: TaskCounts,
         auditor: Arc<Auditor>,
         storage: Arc<storage::Disk>,
@@ -206,17 +208,18 @@ impl Runtime {
         })
     }
 
-    /// What is printed before a failure propagates: the seed and strategy
-    /// that reproduce it, the message, then where the run stood.
-    fn reproduction(&self, task: Option<&str>, message: &str) -> String {
-        let task = task.map(|t| format!("in task '{t}' ")).unwrap_or_default();
-        format!(
-            "deterministic runtime panicked (seed={}, strategy={}): {message}\n  {task}at {:?} (virtual), auditor={}; rerun with this seed and strategy to reproduce",
-            self.seed,
-            self.core.strategy_name(),
-            Duration::from_nanos(self.core.now()),
-            self.core.digest()
-        )
+    /// Prints the failure line (see [`failure`]) before a failure
+    /// propagates.
+    fn report_failure(&self, task: Option<&str>, message: &str) {
+        let line = FailureLine {
+            seed: self.seed,
+            strategy: &self.core.strategy_name(),
+            message,
+            task,
+            time: Duration::from_nanos(self.core.now()),
+            auditor: &self.core.digest(),
+        };
+        eprintln!("{line}");
     }
 }
 
@@ -226,27 +229,30 @@ pub struct Executor;
 impl Executor {
     /// Initialize a new `deterministic` runtime with the given seed and cycle duration.
     pub fn init(cfg: Config) -> (Runner, Context, Arc<Auditor>) {
-        Self::build(cfg, false)
+        let scheduler = cfg.strategy.build(cfg.seed);
+        Self::build(cfg, scheduler)
     }
 
-    /// [`Executor::init`], recording the run's schedule if `record` is set.
-    fn build(cfg: Config, record: bool) -> (Runner, Context, Arc<Auditor>) {
+    /// [`Executor::init`] with `scheduler` in place of the executor strategy
+    /// `cfg.strategy` builds (`run` wraps it in a recorder).
+    fn build(
+        cfg: Config,
+        scheduler: Box<dyn commonware_executor::Strategy>,
+    ) -> (Runner, Context, Arc<Auditor>) {
         if cfg.timeout.is_some() && cfg.cycle == Duration::default() {
             panic!("cycle duration must be non-zero when timeout is set");
         }
-        let deadline = cfg.timeout.map(|timeout| nanos(timeout, "timeout"));
+        let deadline = cfg
+            .timeout
+            .map(|timeout| nanos_or_panic(timeout, "timeout"));
         let executor = commonware_executor::Executor::new(commonware_executor::Config {
             start: 0,
-            cycle: nanos(cfg.cycle, "cycle"),
+            cycle: nanos_or_panic(cfg.cycle, "cycle"),
             deadline,
-            strategy: if record {
-                Box::new(Recorder::new(cfg.strategy.build(cfg.seed)))
-            } else {
-                cfg.strategy.build(cfg.seed)
-            },
+            strategy: scheduler,
         });
         let task_counts = TaskCounts::register(&cfg.registry);
-        let metrics = Arc::new(Metrics::init(&cfg.registry));
+        let metrics = Arc::new(IoMetrics::init(&cfg.registry));
         let auditor = Arc::new(Auditor::new());
         let faults = Arc::new(faults::Injector::new(cfg.faults));
         let runtime = Runtime::new(
@@ -311,7 +317,7 @@ impl Runner {
     {
         let halt = match halt {
             Halt::AfterPolls(polls) => commonware_executor::Halt::AfterPolls(polls),
-            Halt::At(at) => commonware_executor::Halt::At(nanos(at, "halt time")),
+            Halt::At(at) => commonware_executor::Halt::At(nanos_or_panic(at, "halt time")),
         };
         self.run(f, Some(halt))
     }
@@ -325,12 +331,11 @@ impl Runner {
         match runtime.executor.run_until(ROOT_TASK, f, halt) {
             Ok(output) => output,
             Err(Failure::Panic { label, payload }) => {
-                let message = explore::panic_message(&*payload);
-                eprintln!("{}", runtime.reproduction(Some(&label), message));
+                runtime.report_failure(Some(&label), panic_message(&*payload));
                 resume_unwind(payload)
             }
             Err(Failure::Stalled(message)) | Err(Failure::Timeout(message)) => {
-                eprintln!("{}", runtime.reproduction(None, &message));
+                runtime.report_failure(None, &message);
                 panic!("{message}")
             }
         }
@@ -444,7 +449,7 @@ impl crate::Clock for Context {
         let core = self.core();
         let deadline = core
             .now()
-            .checked_add(nanos(duration, "sleep duration"))
+            .checked_add(nanos_or_panic(duration, "sleep duration"))
             .unwrap_or_else(|| {
                 panic!("sleep of {duration:?} overflows the deterministic clock (u64 nanoseconds since the epoch)")
             });
@@ -455,7 +460,7 @@ impl crate::Clock for Context {
         // A deadline before the epoch is in the past: it resolves at once.
         let since_epoch = deadline.duration_since(UNIX_EPOCH).unwrap_or_default();
         self.core()
-            .sleep_until(nanos(since_epoch, "sleep deadline"))
+            .sleep_until(nanos_or_panic(since_epoch, "sleep deadline"))
     }
 }
 

@@ -46,10 +46,10 @@
 //! carriers hold the bytes until `heal`.
 
 use super::{
+    auditor::kind,
     faults::{self, what, Injector, LinkFaults},
-    kind,
 };
-use crate::{metrics::Metrics, mocks, Error};
+use crate::{metrics::IoMetrics, mocks, Error};
 use commonware_executor::Core;
 use futures::{future::poll_fn, task::AtomicWaker};
 use parking_lot::Mutex;
@@ -70,7 +70,7 @@ const EPHEMERAL: Range<u16> = 32768..61000;
 /// The socket table of one runtime instance (a `recover` starts a new one).
 pub(crate) struct Sockets {
     core: Core,
-    metrics: Arc<Metrics>,
+    metrics: Arc<IoMetrics>,
     faults: Arc<Injector>,
     table: Arc<Mutex<Table>>,
 }
@@ -87,7 +87,7 @@ struct Table {
     /// Connections dialed so far (names connections in the auditor).
     connections: u64,
     /// Connections alive, by sequence number (partitions reset them).
-    live: BTreeMap<u64, Weak<Link>>,
+    live: BTreeMap<u64, Weak<Connection>>,
 }
 
 impl Table {
@@ -120,15 +120,15 @@ struct Pending {
     dialer: SocketAddr,
     sink: mocks::Sink,
     stream: mocks::Stream,
-    link: Arc<Link>,
+    conn: Arc<Connection>,
 }
 
 /// What the halves of one connection share: the auditor and metrics they
 /// report to, the dialer's ephemeral port, released when the last half
 /// (or pending accept) is dropped, and the connection's fault state.
-struct Link {
+struct Connection {
     core: Core,
-    metrics: Arc<Metrics>,
+    metrics: Arc<IoMetrics>,
     table: Arc<Mutex<Table>>,
     id: u64,
     port: u16,
@@ -148,7 +148,7 @@ fn direction(from_dialer: bool) -> usize {
     usize::from(!from_dialer)
 }
 
-impl Link {
+impl Connection {
     /// Auditor word of one direction of this connection.
     fn word(&self, from_dialer: bool) -> u64 {
         self.id << 1 | u64::from(from_dialer)
@@ -185,7 +185,7 @@ impl Link {
     }
 }
 
-impl Drop for Link {
+impl Drop for Connection {
     fn drop(&mut self) {
         let mut table = self.table.lock();
         table.ports.remove(&self.port);
@@ -209,7 +209,7 @@ struct Lane {
     closed: bool,
     /// The receiving [`Stream`] is gone: sends fail.
     broken: bool,
-    clock: faults::Lane,
+    clock: faults::ArrivalClock,
 }
 
 /// Label of the tasks that carry delayed bytes.
@@ -227,13 +227,13 @@ fn store_waker(slot: &mut Option<Waker>, waker: &Waker) {
 /// none while a partition stalls the link. Ends, dropping the pipe (so the
 /// receiver sees the end of the stream), once the sender is gone and every
 /// byte arrived, or at once on a reset.
-async fn carry(link: Arc<Link>, direction: usize) {
-    let (from, to) = link.ends(direction);
-    let lane = &link.lanes[direction];
+async fn carry(conn: Arc<Connection>, direction: usize) {
+    let (from, to) = conn.ends(direction);
+    let lane = &conn.lanes[direction];
     loop {
         let next = poll_fn(|cx| {
             let mut lane = lane.lock();
-            if link.is_reset() {
+            if conn.is_reset() {
                 return Poll::Ready(None);
             }
             match lane.queue.front() {
@@ -249,18 +249,18 @@ async fn carry(link: Arc<Link>, direction: usize) {
         let Some(at) = next else {
             break;
         };
-        link.core.sleep_until(at).await;
+        conn.core.sleep_until(at).await;
         poll_fn(|cx| {
-            if link.is_reset() {
+            if conn.is_reset() {
                 return Poll::Ready(());
             }
             store_waker(&mut lane.lock().carrier, cx.waker());
-            link.faults.poll_joined(from, to, cx)
+            conn.faults.poll_joined(from, to, cx)
         })
         .await;
-        let now = link.core.now();
+        let now = conn.core.now();
         let mut lane = lane.lock();
-        if link.is_reset() {
+        if conn.is_reset() {
             break;
         }
         while lane.queue.front().is_some_and(|&(at, _)| at <= now) {
@@ -292,7 +292,7 @@ fn audit_address(core: &Core, kind: u8, extra: u64, addr: SocketAddr) {
 }
 
 impl Sockets {
-    pub(crate) fn new(core: Core, metrics: Arc<Metrics>, faults: Arc<Injector>) -> Self {
+    pub(crate) fn new(core: Core, metrics: Arc<IoMetrics>, faults: Arc<Injector>) -> Self {
         Self {
             core,
             metrics,
@@ -309,18 +309,18 @@ impl Sockets {
 
     /// Resets every open connection whose two IPs are now cut off.
     pub(crate) fn reset_cut(&self) {
-        let links: Vec<Arc<Link>> = {
+        let connections: Vec<Arc<Connection>> = {
             let table = self.table.lock();
             table.live.values().filter_map(Weak::upgrade).collect()
         };
-        for link in &links {
-            if self.faults.is_cut(link.ends[0], link.ends[1]) {
-                link.reset();
+        for conn in &connections {
+            if self.faults.is_cut(conn.ends[0], conn.ends[1]) {
+                conn.reset();
             }
         }
-        // The table is unlocked: dropping the last reference to a link
+        // The table is unlocked: dropping the last reference to a connection
         // takes its lock.
-        drop(links);
+        drop(connections);
     }
 
     fn bind(&self, address: SocketAddr) -> Result<Listener, Error> {
@@ -383,7 +383,7 @@ impl Sockets {
         let (Some(port), Some((id, backlog))) = (port, target) else {
             return Err(Error::ConnectionFailed);
         };
-        let link = Arc::new(Link {
+        let conn = Arc::new(Connection {
             core: self.core.clone(),
             metrics: self.metrics.clone(),
             table: self.table.clone(),
@@ -395,7 +395,7 @@ impl Sockets {
             readers: Default::default(),
             lanes: Default::default(),
         });
-        self.table.lock().live.insert(id, Arc::downgrade(&link));
+        self.table.lock().live.insert(id, Arc::downgrade(&conn));
         let (dialer_sink, listener_stream) = mocks::Channel::init();
         let (listener_sink, dialer_stream) = mocks::Channel::init();
         let acceptor = {
@@ -404,7 +404,7 @@ impl Sockets {
                 dialer: SocketAddr::new(origin, port),
                 sink: listener_sink,
                 stream: listener_stream,
-                link: link.clone(),
+                conn: conn.clone(),
             });
             backlog.acceptor.take()
         };
@@ -413,12 +413,12 @@ impl Sockets {
         }
         self.metrics.network_dials.inc();
         Ok((
-            Sink::new(dialer_sink, &link, true),
+            Sink::new(dialer_sink, &conn, true),
             Stream {
                 pipe: dialer_stream,
-                word: link.word(false),
+                word: conn.word(false),
                 direction: direction(false),
-                link,
+                conn,
             },
         ))
     }
@@ -439,7 +439,7 @@ pub struct Listener {
     address: SocketAddr,
     backlog: Arc<Mutex<Backlog>>,
     core: Core,
-    metrics: Arc<Metrics>,
+    metrics: Arc<IoMetrics>,
     table: Arc<Mutex<Table>>,
 }
 
@@ -459,16 +459,16 @@ impl crate::Listener<Sink, Stream> for Listener {
             }
         })
         .await;
-        audit_address(&self.core, kind::ACCEPT, pending.link.id, self.address);
+        audit_address(&self.core, kind::ACCEPT, pending.conn.id, self.address);
         self.metrics.network_accepts.inc();
         Ok((
             pending.dialer,
-            Sink::new(pending.sink, &pending.link, false),
+            Sink::new(pending.sink, &pending.conn, false),
             Stream {
                 pipe: pending.stream,
-                word: pending.link.word(true),
+                word: pending.conn.word(true),
                 direction: direction(true),
-                link: pending.link,
+                conn: pending.conn,
             },
         ))
     }
@@ -488,48 +488,48 @@ pub struct Sink {
     pipe: Option<mocks::Sink>,
     word: u64,
     direction: usize,
-    link: Arc<Link>,
+    conn: Arc<Connection>,
     /// This direction's link faults, with the settings generation they are
     /// from (`None`: not looked up yet).
     faults: Option<(LinkFaults, u64)>,
 }
 
 impl Sink {
-    fn new(pipe: mocks::Sink, link: &Arc<Link>, from_dialer: bool) -> Self {
+    fn new(pipe: mocks::Sink, conn: &Arc<Connection>, from_dialer: bool) -> Self {
         Self {
             pipe: Some(pipe),
-            word: link.word(from_dialer),
+            word: conn.word(from_dialer),
             direction: direction(from_dialer),
-            link: link.clone(),
+            conn: conn.clone(),
             faults: None,
         }
     }
 
     /// The send path while faults may apply.
     fn send_with_faults(&mut self, msg: &[u8]) -> Result<(), Error> {
-        let link = &*self.link;
-        let (from, to) = link.ends(self.direction);
-        let generation = link.faults.generation();
+        let conn = &*self.conn;
+        let (from, to) = conn.ends(self.direction);
+        let generation = conn.faults.generation();
         let settings = match self.faults {
             Some((settings, seen)) if seen == generation => settings,
             _ => {
-                let (settings, generation) = link.faults.link(from, to);
+                let (settings, generation) = conn.faults.link(from, to);
                 self.faults = Some((settings, generation));
                 settings
             }
         };
-        if faults::chance(&link.core, settings.reset) {
-            link.reset();
+        if faults::chance(&conn.core, settings.reset) {
+            conn.reset();
             return Err(Error::SendFailed);
         }
-        if !settings.delays() && !link.faults.is_cut(from, to) {
+        if !settings.delays() && !conn.faults.is_cut(from, to) {
             if let Some(pipe) = &self.pipe {
                 return pipe.push(msg);
             }
         }
         let start = self.pipe.is_some();
         let carrier = {
-            let mut lane = link.lanes[self.direction].lock();
+            let mut lane = conn.lanes[self.direction].lock();
             if lane.broken {
                 return Err(Error::SendFailed);
             }
@@ -538,13 +538,13 @@ impl Sink {
             }
             let at = lane
                 .clock
-                .arrival(&link.core, &settings, msg.len(), link.core.now());
+                .arrival(&conn.core, &settings, msg.len(), conn.core.now());
             lane.queue.push_back((at, msg.to_vec()));
             lane.carrier.take()
         };
         if start {
-            let carrier = carry(self.link.clone(), self.direction);
-            link.core.spawn(CARRIER, carrier);
+            let carrier = carry(self.conn.clone(), self.direction);
+            conn.core.spawn(CARRIER, carrier);
         }
         if let Some(carrier) = carrier {
             carrier.wake();
@@ -555,18 +555,18 @@ impl Sink {
 
 impl crate::Sink for Sink {
     async fn send(&mut self, msg: &[u8]) -> Result<(), Error> {
-        let link = &*self.link;
-        link.core.audit(kind::SEND, self.word, msg);
-        if !msg.is_empty() && link.is_reset() {
+        let conn = &*self.conn;
+        conn.core.audit(kind::SEND, self.word, msg);
+        if !msg.is_empty() && conn.is_reset() {
             return Err(Error::SendFailed);
         }
         match &self.pipe {
-            Some(pipe) if !link.faults.network_active() => pipe.push(msg)?,
+            Some(pipe) if !conn.faults.network_active() => pipe.push(msg)?,
             _ => self.send_with_faults(msg)?,
         }
-        let link = &*self.link;
-        link.metrics.network_sends.inc();
-        link.metrics.network_bandwidth.inc_by(msg.len() as u64);
+        let conn = &*self.conn;
+        conn.metrics.network_sends.inc();
+        conn.metrics.network_bandwidth.inc_by(msg.len() as u64);
         Ok(())
     }
 }
@@ -576,7 +576,7 @@ impl Drop for Sink {
         if self.pipe.is_none() {
             // A carrier has the pipe: let it deliver the rest, then close.
             let carrier = {
-                let mut lane = self.link.lanes[self.direction].lock();
+                let mut lane = self.conn.lanes[self.direction].lock();
                 lane.closed = true;
                 lane.carrier.take()
             };
@@ -592,16 +592,16 @@ pub struct Stream {
     pipe: mocks::Stream,
     word: u64,
     direction: usize,
-    link: Arc<Link>,
+    conn: Arc<Connection>,
 }
 
 impl crate::Stream for Stream {
     async fn recv(&mut self, buf: &mut [u8]) -> Result<(), Error> {
-        let link = &*self.link;
-        let reader = &link.readers[self.direction];
+        let conn = &*self.conn;
+        let reader = &conn.readers[self.direction];
         let pipe = &mut self.pipe;
         poll_fn(|cx| {
-            let reset = !buf.is_empty() && link.is_reset();
+            let reset = !buf.is_empty() && conn.is_reset();
             if reset {
                 return Poll::Ready(Err(Error::RecvFailed));
             }
@@ -610,15 +610,15 @@ impl crate::Stream for Stream {
                 // A reset must wake this receive; check again after
                 // registering, in case it came in between.
                 reader.register(cx.waker());
-                if link.is_reset() {
+                if conn.is_reset() {
                     return Poll::Ready(Err(Error::RecvFailed));
                 }
             }
             poll
         })
         .await?;
-        link.core.audit(kind::RECV, self.word, buf);
-        link.metrics.network_recvs.inc();
+        conn.core.audit(kind::RECV, self.word, buf);
+        conn.metrics.network_recvs.inc();
         Ok(())
     }
 }

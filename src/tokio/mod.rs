@@ -51,6 +51,7 @@
 //! * Nothing here panics on input a user or peer controls; failures are
 //!   [`crate::Error`]s.
 
+mod metrics;
 mod network;
 mod storage;
 mod task;
@@ -58,15 +59,13 @@ mod task;
 pub use network::{Listener, Sink, Stream};
 pub use storage::Blob;
 
-use crate::{
-    metrics::{Metrics, TaskFamilies},
-    Handle, Signal, Signaler,
-};
+use crate::{metrics::IoMetrics, Handle, Signal, Signaler};
 use futures::{
     channel::oneshot,
     future::{select, Either},
 };
 use governor::clock::{Clock as GClock, ReasonablyRealtime};
+use metrics::TaskFamilies;
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use rand::rngs::OsRng;
@@ -81,7 +80,7 @@ use std::{
     sync::Arc,
     time::{Duration, SystemTime},
 };
-use task::Labels;
+use task::LabelTable;
 use tokio::runtime::Builder;
 
 /// A panic caught in a task.
@@ -165,13 +164,13 @@ impl Default for Config {
 /// storage objects it hands out.
 struct Inner {
     cfg: Config,
-    metrics: Metrics,
+    metrics: IoMetrics,
     tasks: TaskFamilies,
     handle: tokio::runtime::Handle,
     signaler: Mutex<Signaler>,
     signal: Signal,
     /// Task labels; with `panics` set when `catch_panics` is off.
-    labels: Labels,
+    labels: LabelTable,
 }
 
 impl Inner {
@@ -209,12 +208,12 @@ impl Executor {
             .build()
             .expect("failed to create Tokio runtime");
         let tasks = TaskFamilies::register(&cfg.registry);
-        let metrics = Metrics::init(&cfg.registry);
+        let metrics = IoMetrics::init(&cfg.registry);
         let (signaler, signal) = Signaler::new();
         let (panic_sender, panics) = oneshot::channel();
         // Without `catch_panics`, a task's panic goes to `start`.
         let labels =
-            Labels::new((!cfg.catch_panics).then(|| Arc::new(Mutex::new(Some(panic_sender)))));
+            LabelTable::new((!cfg.catch_panics).then(|| Arc::new(Mutex::new(Some(panic_sender)))));
         let inner = Arc::new(Inner {
             cfg,
             metrics,

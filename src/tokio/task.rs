@@ -2,7 +2,7 @@
 //! future that wraps each of them.
 //!
 //! # What this module owns
-//! * [`Labels`]: one runtime's table of task labels. Each label is resolved
+//! * [`LabelTable`]: one runtime's table of task labels. Each label is resolved
 //!   once into a shared [`Label`] (the full, prefixed name and its metrics),
 //!   and each thread keeps the few labels it spawned last in a small cache,
 //!   so a repeated spawn with the same label takes no lock, formats nothing
@@ -29,8 +29,9 @@
 //!   payload is first handed to `start` (the first panic wins) and a
 //!   placeholder unwinds instead, so the panic hook runs once per panic.
 
+use super::metrics::{LabelMetrics, TaskFamilies};
 use super::Panic;
-use crate::metrics::{full_label, is_spawned_label, LabelMetrics, TaskFamilies};
+use crate::metrics::{child_label, is_child_label};
 use futures::channel::oneshot;
 use parking_lot::Mutex;
 use pin_project_lite::pin_project;
@@ -44,13 +45,13 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
-    task::{Context, Poll},
+    task::{Context as TaskContext, Poll},
 };
 
 /// How many labels each thread remembers.
 const CACHED: usize = 4;
 
-/// Gives every [`Labels`] table an identity that is never reused, so a
+/// Gives every [`LabelTable`] an identity that is never reused, so a
 /// thread's cache cannot mistake one runtime's label for another's.
 static NEXT_TABLE: AtomicU64 = AtomicU64::new(0);
 
@@ -88,12 +89,9 @@ impl Local {
             .cloned()
     }
 
-    /// The current task's label, unless there is none or it is empty.
+    /// The label of the task being polled, if any.
     fn parent(&self) -> Option<&str> {
-        self.current
-            .as_deref()
-            .map(|label| &*label.name)
-            .filter(|name| !name.is_empty())
+        self.current.as_deref().map(|label| &*label.name)
     }
 
     /// Remembers `label`, returning the label it replaces.
@@ -119,10 +117,9 @@ struct Label {
 }
 
 impl Label {
-    /// Whether this label is `name` spawned under `parent` (already known to
-    /// be non-empty, if present).
+    /// Whether this label is `name` spawned under `parent` in `table`.
     fn is(&self, table: u64, parent: Option<&str>, name: &str) -> bool {
-        self.table == table && is_spawned_label(&self.name, parent, name)
+        self.table == table && is_child_label(&self.name, parent, name)
     }
 
     /// Hands `payload` to `start` unless a panic was reported before.
@@ -135,13 +132,13 @@ impl Label {
 }
 
 /// One runtime's task labels.
-pub(super) struct Labels {
+pub(super) struct LabelTable {
     id: u64,
     table: Mutex<BTreeMap<Box<str>, Arc<Label>>>,
     panics: Option<Arc<PanicSink>>,
 }
 
-impl Labels {
+impl LabelTable {
     /// An empty table. With `panics`, tasks report their first panic there
     /// instead of only resolving their handle to `Err(Error::Exited)`.
     pub(super) fn new(panics: Option<Arc<PanicSink>>) -> Self {
@@ -185,7 +182,7 @@ impl Labels {
     }
 
     fn lookup(&self, metrics: &TaskFamilies, parent: Option<&str>, name: &str) -> Arc<Label> {
-        let full = full_label(parent, name);
+        let full = child_label(parent, name);
         let full = &*full;
         let mut table = self.table.lock();
         if let Some(label) = table.get(full) {
@@ -258,7 +255,7 @@ pin_project! {
 impl<F: Future> Future for Task<F> {
     type Output = F::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         let catching = match &this.label.0 {
             Some(label) => {
@@ -306,7 +303,7 @@ mod tests {
     #[test]
     fn task_counts_polls_and_running() {
         let metrics = metrics();
-        let labels = Labels::new(None);
+        let labels = LabelTable::new(None);
         let task = labels.task(&metrics, "a", async {
             crate::reschedule().await;
             current()
@@ -323,7 +320,7 @@ mod tests {
     #[test]
     fn children_are_prefixed_and_cached() {
         let metrics = metrics();
-        let labels = Labels::new(None);
+        let labels = LabelTable::new(None);
         let parent = labels.task(&metrics, "p", async {
             let first = labels.task(&metrics, "c", async { current() }).await;
             let second = labels.task(&metrics, "c", async { current() }).await;
@@ -344,7 +341,7 @@ mod tests {
     #[test]
     fn empty_parent_does_not_prefix() {
         let metrics = metrics();
-        let labels = Labels::new(None);
+        let labels = LabelTable::new(None);
         let parent = labels.task(&metrics, "", async {
             labels.task(&metrics, "c", async { current() }).await
         });
@@ -354,7 +351,7 @@ mod tests {
     #[test]
     fn cache_tells_labels_and_runtimes_apart() {
         let (first, second) = (metrics(), metrics());
-        let (one, two) = (Labels::new(None), Labels::new(None));
+        let (one, two) = (LabelTable::new(None), LabelTable::new(None));
         for _ in 0..3 {
             for name in ["x", "y", "xy", "x_y", "z", "w"] {
                 block_on(one.task(&first, name, async {}));
@@ -371,7 +368,7 @@ mod tests {
     #[test]
     fn prefix_match_is_exact() {
         let metrics = metrics();
-        let labels = Labels::new(None);
+        let labels = LabelTable::new(None);
         let label = labels.lookup(&metrics, Some("a"), "b");
         assert!(label.is(labels.id, Some("a"), "b"));
         assert!(!label.is(labels.id, None, "b"));
@@ -383,7 +380,7 @@ mod tests {
     #[test]
     fn dropped_task_leaves_gauge() {
         let metrics = metrics();
-        let labels = Labels::new(None);
+        let labels = LabelTable::new(None);
         let task = labels.task(&metrics, "p", std::future::pending::<()>());
         assert_eq!(metrics.label("p").running.get(), 1);
         drop(task);
@@ -394,7 +391,7 @@ mod tests {
     fn panic_is_reported_once_and_label_restored() {
         let metrics = metrics();
         let (sender, mut receiver) = oneshot::channel();
-        let labels = Labels::new(Some(Arc::new(Mutex::new(Some(sender)))));
+        let labels = LabelTable::new(Some(Arc::new(Mutex::new(Some(sender)))));
         for _ in 0..2 {
             let task = labels.task(&metrics, "bad", async { panic!("boom") });
             let unwound = AssertUnwindSafe(task).catch_unwind();
@@ -411,7 +408,7 @@ mod tests {
     #[test]
     fn task_adds_one_pointer() {
         let metrics = metrics();
-        let labels = Labels::new(None);
+        let labels = LabelTable::new(None);
         let future = std::future::ready([7u64; 64]);
         let size = std::mem::size_of_val(&future);
         let task = labels.task(&metrics, "big", future);

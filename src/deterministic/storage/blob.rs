@@ -1,0 +1,250 @@
+//! [`Blob`]: a handle on one opened blob, and what its clones share.
+//!
+//! # Invariants
+//! * Clones share one volatile state (like one file descriptor behind a
+//!   lock); `sync` and `close` publish it to the blob the handle opened,
+//!   never to a later blob of the same name (`BlobMissing` after a remove).
+//! * Every operation is folded into the auditor, writes with their payload;
+//!   the handle is named in it by the sequence number `open` gave it.
+//! * Lock order: a handle's state, then the disk.
+//! * With torn writes on, the last clone to go away without publishing
+//!   publishes a prefix of its unsynced changes chosen by the seed, as if
+//!   they had reached the disk before the power went.
+
+use super::{
+    disk::Disk,
+    pages::locate,
+    volatile::{Change, Volatile},
+    MAX_BLOB_LEN,
+};
+use crate::{
+    deterministic::{
+        auditor::kind,
+        faults::{self, what, Injector, StorageFaults, SECTOR},
+    },
+    hex,
+    metrics::IoMetrics,
+    Error,
+};
+use commonware_executor::Core;
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+/// What the clones of one [`Blob`] share.
+pub(super) struct Shared {
+    pub(super) core: Core,
+    pub(super) metrics: Arc<IoMetrics>,
+    pub(super) disk: Arc<Disk>,
+    pub(super) injector: Arc<Injector>,
+    pub(super) partition: String,
+    pub(super) name: Vec<u8>,
+    /// Names this handle in the auditor.
+    pub(super) seq: u64,
+    pub(super) state: Mutex<Volatile>,
+}
+
+impl Shared {
+    /// Auditor word for an operation at `offset` (offsets that matter are
+    /// below 2^40, so the handle fits above them).
+    fn word(&self, offset: u64) -> u64 {
+        offset ^ self.seq << 40
+    }
+
+    fn faults(&self) -> StorageFaults {
+        self.injector.storage(&self.partition)
+    }
+
+    /// Audits an injected fault about this handle.
+    fn fault(&self, what: u64, offset: u64) {
+        faults::audit(&self.core, what, &self.word(offset).to_le_bytes());
+    }
+
+    /// Publishes the volatile state (`sync` / `close`), unless an injected
+    /// fault fails it with `error`.
+    fn publish(&self, error: fn(String, String) -> Error) -> Result<(), Error> {
+        let faults = self.faults();
+        if faults::chance(&self.core, faults.sync) {
+            self.fault(what::SYNC, 0);
+            return Err(error(self.partition.clone(), hex(&self.name)));
+        }
+        let mut state = self.state.lock();
+        let mut disk = self.disk.state.lock();
+        let version = disk.version();
+        let durable = disk.durable(&self.partition, &self.name)?;
+        state.publish(durable, version, &self.disk.spares);
+        match &mut state.unsynced {
+            Some(changes) if faults.torn => changes.clear(),
+            unsynced => *unsynced = faults.torn.then(Vec::new),
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Shared {
+    /// The last clone is gone. With torn writes on, a prefix of what was
+    /// never published reaches the durable image, as in a crash.
+    fn drop(&mut self) {
+        let state = self.state.get_mut();
+        let Some(changes) = state.unsynced.take().filter(|c| !c.is_empty()) else {
+            return;
+        };
+        let kept = faults::below(&self.core, changes.len() as u64 + 1) as usize;
+        self.fault(what::TORN, kept as u64);
+        if kept == 0 {
+            return;
+        }
+        let mut disk = self.disk.state.lock();
+        let version = disk.version();
+        let Ok(durable) = disk.durable(&self.partition, &self.name) else {
+            // Removed meanwhile: nothing to tear.
+            return;
+        };
+        let mut torn = Volatile::new(durable.image.clone(), durable.version, false);
+        for change in &changes[..kept] {
+            match change {
+                Change::Write(offset, data) => {
+                    let end = offset + data.len() as u64;
+                    // Succeeded once on the same image: cannot fail now.
+                    let _ = torn.write(data, *offset, end, &self.disk.spares);
+                }
+                Change::Truncate(len) => torn.truncate(*len),
+            }
+        }
+        torn.publish(durable, version, &self.disk.spares);
+    }
+}
+
+/// Implementation of [`crate::Blob`] for the `deterministic` runtime.
+///
+/// Clones share one volatile state (like one file descriptor behind a
+/// lock); `sync` and `close` publish it, so a later `open` sees it and it
+/// survives `Context::recover()`.
+pub struct Blob {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Clone for Blob {
+    fn clone(&self) -> Self {
+        self.shared.metrics.open_blobs.inc();
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        self.shared.metrics.open_blobs.dec();
+    }
+}
+
+impl crate::Blob for Blob {
+    async fn len(&self) -> Result<u64, Error> {
+        let shared = &*self.shared;
+        shared.core.audit(kind::LEN, shared.seq, &[]);
+        let len = shared.state.lock().image.len;
+        Ok(len)
+    }
+
+    async fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), Error> {
+        let shared = &*self.shared;
+        let size = buf.len() as u64;
+        shared
+            .core
+            .audit(kind::READ, shared.word(offset), &size.to_le_bytes());
+        let end = offset.checked_add(size).ok_or(Error::OffsetOverflow)?;
+        let faults = shared.faults();
+        {
+            let state = shared.state.lock();
+            if end > state.image.len {
+                return Err(Error::BlobInsufficientLength);
+            }
+            if faults::chance(&shared.core, faults.read) {
+                shared.fault(what::READ, offset);
+                return Err(Error::ReadFailed);
+            }
+            state.image.read(buf, offset);
+            if !buf.is_empty() && faults::chance(&shared.core, faults.corrupt) {
+                let bit = faults::below(&shared.core, size * 8);
+                let at = offset + bit / 8;
+                // Only what came from the medium (a page this handle has
+                // not changed) can be corrupt.
+                if !state.is_dirty(locate(at).0) {
+                    buf[(bit / 8) as usize] ^= 1 << (bit % 8);
+                    shared.fault(what::CORRUPT, at);
+                }
+            }
+        }
+        shared.metrics.storage_reads.inc();
+        shared.metrics.storage_read_bandwidth.inc_by(size);
+        Ok(())
+    }
+
+    async fn write_at(&self, buf: &[u8], offset: u64) -> Result<(), Error> {
+        let shared = &*self.shared;
+        shared.core.audit(kind::WRITE, shared.word(offset), buf);
+        let size = buf.len() as u64;
+        let faults = shared.faults();
+        if faults::chance(&shared.core, faults.write) {
+            shared.fault(what::WRITE, offset);
+            return Err(Error::WriteFailed);
+        }
+        let mut offset = offset;
+        if !buf.is_empty() && faults::chance(&shared.core, faults.misdirect) {
+            let shift = (1 + faults::below(&shared.core, 8)) * SECTOR;
+            let later = offset < shift || faults::below(&shared.core, 2) == 1;
+            offset = if later {
+                offset.saturating_add(shift)
+            } else {
+                offset - shift
+            };
+            shared.fault(what::MISDIRECT, offset);
+        }
+        let end = offset
+            .checked_add(size)
+            .filter(|end| *end <= MAX_BLOB_LEN)
+            .ok_or(Error::OffsetOverflow)?;
+        if !buf.is_empty() {
+            let mut state = shared.state.lock();
+            state.write(buf, offset, end, &shared.disk.spares)?;
+            if let Some(changes) = &mut state.unsynced {
+                changes.push(Change::Write(offset, buf.to_vec()));
+            }
+        }
+        shared.metrics.storage_writes.inc();
+        shared.metrics.storage_write_bandwidth.inc_by(size);
+        Ok(())
+    }
+
+    async fn truncate(&self, len: u64) -> Result<(), Error> {
+        let shared = &*self.shared;
+        shared.core.audit(kind::TRUNCATE, shared.word(len), &[]);
+        if len > MAX_BLOB_LEN || faults::chance(&shared.core, shared.faults().truncate) {
+            if len <= MAX_BLOB_LEN {
+                shared.fault(what::TRUNCATE, len);
+            }
+            return Err(Error::BlobTruncateFailed(
+                shared.partition.clone(),
+                hex(&shared.name),
+            ));
+        }
+        let mut state = shared.state.lock();
+        state.truncate(len);
+        if let Some(changes) = &mut state.unsynced {
+            changes.push(Change::Truncate(len));
+        }
+        Ok(())
+    }
+
+    async fn sync(&self) -> Result<(), Error> {
+        let shared = &*self.shared;
+        shared.core.audit(kind::SYNC, shared.seq, &[]);
+        shared.publish(Error::BlobSyncFailed)
+    }
+
+    async fn close(self) -> Result<(), Error> {
+        let shared = &*self.shared;
+        shared.core.audit(kind::CLOSE, shared.seq, &[]);
+        shared.publish(Error::BlobCloseFailed)
+    }
+}
