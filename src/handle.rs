@@ -13,7 +13,7 @@
 //!   it completed, `Err(Error::Exited)` if it panicked and the backend caught
 //!   it, `Err(Error::Closed)` if it was aborted or dropped unfinished
 //!   (including when its runtime ended), so awaiting a handle never hangs on
-//!   a task that can no longer run.
+//!   a task that will never run again.
 //! * Aborting a task that already finished changes nothing.
 
 use crate::Error;

@@ -10,6 +10,8 @@
 //! [`Error`] type, [`Handle`], [`Signaler`]/[`Signal`] and [`reschedule`].
 //! Code written against the traits runs unchanged on both runtimes.
 
+#![forbid(unsafe_code)]
+
 pub mod deterministic;
 pub mod mocks;
 pub mod tokio;
@@ -121,7 +123,7 @@ pub trait Runner {
 pub trait Spawner: Clone + Send + Sync + 'static {
     /// Enqueues a task to be executed.
     ///
-    /// Label can be used to track how many instances of a specific type of
+    /// Label tracks how many instances of a specific type of
     /// task have been spawned or are running concurrently (and is appended to all
     /// metrics). Label is automatically appended to the parent task labels (i.e. spawning
     /// "fun" from "have" will be labeled "have_fun").

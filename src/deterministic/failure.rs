@@ -10,7 +10,7 @@
 //! # Invariants
 //! * The line is made here and nowhere else: [`Runner`](super::Runner)
 //!   prints it before a failure propagates, and `FailedRun`'s `Display`
-//!   writes it (without the task, which a caught panic no longer names).
+//!   writes it (without the task: the panic payload a caught run gets does not name it).
 //! * Everything in it comes from the run (seed, strategy name, message,
 //!   virtual time, auditor state), never from the wall clock or the host.
 

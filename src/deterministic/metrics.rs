@@ -52,7 +52,7 @@ impl std::fmt::Debug for TaskCounts {
 }
 
 impl Collector for TaskCounts {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let stats = match &*self.source.lock() {
             Some(core) => core.label_stats(),
             None => Vec::new(),

@@ -22,7 +22,7 @@
 //! # Durability
 //!
 //! `sync` is `fsync` of the blob's file. If the blob was removed meanwhile
-//! its data can no longer be reached by name, so `sync` fails as the
+//! its data cannot be reached by name, so `sync` fails as the
 //! deterministic runtime's does: `BlobMissing`, or `PartitionMissing` if the
 //! whole partition is gone. Creating a partition or a blob, and removing one, also syncs the
 //! directory that changed, so an acknowledged `sync` of a new blob survives

@@ -200,7 +200,7 @@ impl LabelTable {
 }
 
 /// A task's label, which the task lends to [`Local::current`] while it is polled
-/// (`None` only then). Dropping it counts the task as no longer running.
+/// (`None` only then). Dropping it takes the task out of `tasks_running`.
 struct Held(Option<Arc<Label>>);
 
 impl Drop for Held {
