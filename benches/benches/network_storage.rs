@@ -1,7 +1,11 @@
-//! Issue 3's workloads: the simulated network and storage of our
-//! deterministic runtime against the registry's commonware-runtime 0.0.16,
-//! side by side in one run, at the sizes the issue names, measured in CPU
-//! time of the benchmarking thread (see `cpu`).
+//! The simulated network and storage (an echo over many connections; blob
+//! writes, syncs and reads, appending and overwriting) of our deterministic
+//! runtime against the registry's commonware-runtime 0.0.16, side by side
+//! in one run, measured in CPU time of the benchmarking thread (see `cpu`).
+//!
+//! Simulations of networked, persistent systems spend most of their time
+//! here, in memory copies and bookkeeping rather than scheduling, so these
+//! workloads are sized like a real node's traffic and journal.
 
 use commonware_runtime_benches::cpu::ThreadCpu;
 use commonware_runtime_benches::{

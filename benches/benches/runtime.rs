@@ -1,9 +1,15 @@
-//! Issue 2's workloads: our deterministic runtime, the registry's
-//! commonware-runtime 0.0.16 and tokio current_thread, side by side in one
-//! run, measured in CPU time of the benchmarking thread (see `cpu`). Each
-//! iteration runs a whole workload at the size the issue names (see
-//! `WORKLOADS` in the crate root); `results` turns the estimates into
-//! per-operation numbers and ratios.
+//! The executor workloads (spawn+join, yields, duplicate wakes, sleepers,
+//! sleep loop, ping-pong, spawn tree): our deterministic runtime, the
+//! registry's commonware-runtime 0.0.16 and tokio current_thread, side by
+//! side in one run, measured in CPU time of the benchmarking thread (see
+//! `cpu`).
+//!
+//! These are the paths every simulation spends its time in, so they show
+//! whether the executor is faster than the runtime it replaces, and how it
+//! compares with a production executor doing the same work. Each iteration
+//! runs a whole workload at full size (see `WORKLOADS` in the crate root);
+//! the `results` binary turns the estimates into per-operation numbers and
+//! ratios.
 
 use commonware_runtime_benches::cpu::ThreadCpu;
 use commonware_runtime_benches::{

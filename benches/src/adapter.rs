@@ -1,4 +1,4 @@
-//! Issue 4's workloads: the same work through our `tokio::Context` and
+//! The tokio adapter workloads: the same work through our `tokio::Context` and
 //! written directly on tokio, each on a two-worker multi-thread runtime
 //! (our `Config::threads` default).
 //!
@@ -10,8 +10,9 @@
 //!   exact-length reads; ports come from one counter, so no two listeners of
 //!   a process share a port. They lie below Linux's ephemeral range
 //!   (32768–60999): a client socket lingering in `TIME_WAIT` on an ephemeral
-//!   port blocks a listener on that port even with `SO_REUSEADDR`, which
-//!   failed repeated runs. A port another process holds is skipped.
+//!   port blocks a listener on that port even with `SO_REUSEADDR`, so
+//!   repeated runs would collide there. A port another process holds is
+//!   skipped.
 
 use commonware_runtime::{
     Listener as _, Network as _, Runner as _, Sink as _, Spawner as _, Stream as _,

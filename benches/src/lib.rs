@@ -35,7 +35,7 @@ use std::{
 pub struct Workload {
     /// Criterion group name.
     pub group: &'static str,
-    /// What the issue asks for.
+    /// What the workload does, at its full size.
     pub description: &'static str,
     /// Operations per iteration (the unit of the per-op numbers).
     pub ops: u64,
@@ -70,13 +70,13 @@ pub const TREE_DEPTH: u32 = 9;
 /// Spawn tree: children per node.
 pub const TREE_BRANCHING: u64 = 4;
 
-/// Echo (issue 3): connections.
+/// Echo: connections.
 pub const ECHO_CONNECTIONS: usize = 100;
 /// Echo: messages echoed per connection.
 pub const ECHO_MESSAGES: usize = 2_000;
 /// Echo: message size in bytes.
 pub const ECHO_MESSAGE: usize = 64;
-/// Blob (issue 3): 4 KiB writes per round.
+/// Blob: 4 KiB writes per round.
 pub const BLOB_WRITES: u64 = 16_384;
 /// Blob: rounds of write, sync, read back.
 pub const BLOB_ROUNDS: u64 = 6;
@@ -96,7 +96,7 @@ pub const fn tree_tasks(depth: u32, branching: u64) -> u64 {
     total
 }
 
-/// The issue-2 table, in order.
+/// The executor workloads, in table order.
 pub const WORKLOADS: &[Workload] = &[
     Workload {
         group: "spawn_join",
@@ -172,7 +172,7 @@ pub const WORKLOADS: &[Workload] = &[
     },
 ];
 
-/// The issue-3 table (simulated network and storage), in order.
+/// The simulated network and storage workloads, in table order.
 pub const NETWORK_STORAGE: &[Workload] = &[
     Workload {
         group: "echo",
