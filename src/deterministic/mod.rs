@@ -45,7 +45,7 @@
 //! [`Executor`], [`Runner`], [`Context`]), `strategy.rs` (the
 //! [`Strategy`] a config selects), `auditor.rs` (the [`Auditor`] and the
 //! audit event kinds), `failure.rs` (the failure line), `metrics.rs` (task
-//! metrics read from the executor), `network.rs`, `storage/` and
+//! metrics read from the executor), `network/`, `storage/` and
 //! `faults.rs`. The exploration tools on top, which only build runtimes
 //! through [`Executor`]: `run.rs` (one run with its panic caught:
 //! [`try_run`], [`record`], [`FailedRun`]), `sweep.rs` ([`Sweep`],

@@ -45,6 +45,8 @@
 //! open connections across it when it is made; in `Stall` mode their
 //! carriers hold the bytes until `heal`.
 
+mod lane;
+
 use super::{
     auditor::kind,
     faults::{self, what, Injector, LinkFaults},
@@ -52,6 +54,7 @@ use super::{
 use crate::{metrics::IoMetrics, mocks, Error};
 use commonware_executor::Core;
 use futures::{future::poll_fn, task::AtomicWaker};
+use lane::{carry, Lane, CARRIER};
 use parking_lot::Mutex;
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
@@ -191,94 +194,6 @@ impl Drop for Connection {
         table.ports.remove(&self.port);
         table.live.remove(&self.id);
     }
-}
-
-/// One direction of a connection once faults delay it: the bytes in flight,
-/// which its carrier task delivers to the receiving pipe at their arrival
-/// times.
-#[derive(Default)]
-struct Lane {
-    /// The receiving pipe, handed over by the [`Sink`] when the carrier
-    /// starts.
-    pipe: Option<mocks::Sink>,
-    /// Bytes in flight with their arrival times (never decreasing).
-    queue: VecDeque<(u64, Vec<u8>)>,
-    /// The carrier, while it waits for bytes or for a partition to heal.
-    carrier: Option<Waker>,
-    /// The [`Sink`] is gone: deliver what is in flight, then close the pipe.
-    closed: bool,
-    /// The receiving [`Stream`] is gone: sends fail.
-    broken: bool,
-    clock: faults::ArrivalClock,
-}
-
-/// Label of the tasks that carry delayed bytes.
-const CARRIER: &str = "network_carrier";
-
-/// Stores `waker` in `slot` unless it is already there.
-fn store_waker(slot: &mut Option<Waker>, waker: &Waker) {
-    match slot {
-        Some(stored) => stored.clone_from(waker),
-        None => *slot = Some(waker.clone()),
-    }
-}
-
-/// Delivers one direction's delayed bytes, each at its arrival time and
-/// none while a partition stalls the link. Ends, dropping the pipe (so the
-/// receiver sees the end of the stream), once the sender is gone and every
-/// byte arrived, or at once on a reset.
-async fn carry(conn: Arc<Connection>, direction: usize) {
-    let (from, to) = conn.ends(direction);
-    let lane = &conn.lanes[direction];
-    loop {
-        let next = poll_fn(|cx| {
-            let mut lane = lane.lock();
-            if conn.is_reset() {
-                return Poll::Ready(None);
-            }
-            match lane.queue.front() {
-                Some(&(at, _)) => Poll::Ready(Some(at)),
-                None if lane.closed => Poll::Ready(None),
-                None => {
-                    store_waker(&mut lane.carrier, cx.waker());
-                    Poll::Pending
-                }
-            }
-        })
-        .await;
-        let Some(at) = next else {
-            break;
-        };
-        conn.core.sleep_until(at).await;
-        poll_fn(|cx| {
-            if conn.is_reset() {
-                return Poll::Ready(());
-            }
-            store_waker(&mut lane.lock().carrier, cx.waker());
-            conn.faults.poll_joined(from, to, cx)
-        })
-        .await;
-        let now = conn.core.now();
-        let mut lane = lane.lock();
-        if conn.is_reset() {
-            break;
-        }
-        while lane.queue.front().is_some_and(|&(at, _)| at <= now) {
-            let Some((_, bytes)) = lane.queue.pop_front() else {
-                break;
-            };
-            let delivered = match &lane.pipe {
-                Some(pipe) => pipe.push(&bytes),
-                None => Err(Error::SendFailed),
-            };
-            if delivered.is_err() {
-                lane.broken = true;
-                lane.queue.clear();
-            }
-        }
-    }
-    let pipe = lane.lock().pipe.take();
-    drop(pipe);
 }
 
 /// Audits an event about `addr`: the port goes in the word (above `extra`),
