@@ -29,7 +29,8 @@
 //! * Replaying a recording of a deterministic program reproduces the run
 //!   exactly: same polls, same times, same random numbers, same digest.
 
-use crate::{arena::TaskId, scheduler::Strategy};
+use super::Strategy;
+use crate::task::TaskId;
 use std::{fmt, str::FromStr, sync::Arc};
 use thiserror::Error;
 

@@ -35,7 +35,7 @@
 //! prefetched. Linked entries made a cascade of a slot holding 50,000
 //! timers 50,000 dependent cache misses in a row.
 
-use crate::slots::Slots;
+use crate::task::slots::Slots;
 
 const LEVELS: usize = 11;
 const SLOT_BITS: u32 = 6;

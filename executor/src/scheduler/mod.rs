@@ -15,7 +15,15 @@
 //! * A strategy may hold tasks back (return fewer than all of them); the run
 //!   loop keeps them ready for the next round and time still advances.
 
-use crate::{arena::TaskId, schedule::Schedule};
+mod bytes;
+mod pct;
+mod record;
+
+pub use bytes::Bytes;
+pub use pct::{Pct, DEFAULT_STEPS as PCT_DEFAULT_STEPS};
+pub use record::{shrink, Decision, ParseError, Recorder, Replay, Schedule};
+
+use crate::task::TaskId;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 

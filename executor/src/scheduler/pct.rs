@@ -38,10 +38,8 @@
 //! * Every random number comes from one seeded generator, drawn in a fixed
 //!   order (priority key, change points, then the run's numbers).
 
-use crate::{
-    arena::TaskId,
-    scheduler::{shuffle, Strategy},
-};
+use super::{shuffle, Strategy};
+use crate::task::TaskId;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 

@@ -17,7 +17,8 @@
 //!   therefore ends, whatever the input.
 //! * The same input gives the same run.
 
-use crate::{arena::TaskId, scheduler::Strategy};
+use super::Strategy;
+use crate::task::TaskId;
 use std::sync::Arc;
 
 /// Takes every scheduling choice and random number from a byte string.
