@@ -2,7 +2,7 @@
 //!
 //! # What this module owns
 //! * [`State`]: the arena of tasks, the timer wheel, virtual time, the
-//!   strategy, the audit digest and the run's bookkeeping (which task is
+//!   scheduler, the audit digest and the run's bookkeeping (which task is
 //!   being polled, the root, the poll count).
 //! * [`Shared`]: the state behind its re-entrant lock, with the ready queue
 //!   and what may be read without the lock (the time, the label counts).
@@ -30,10 +30,10 @@
 use crate::{
     audit::{
         digest::{self, Digest, Trace},
-        labels::{LabelId, LabelStats, Labels, Published},
+        labels::{LabelId, LabelStats, LabelTable, Published},
     },
     ready::ReadyQueue,
-    scheduler::{Schedule, Strategy},
+    scheduler::{Recorder, Schedule, Scheduler},
     task::{self, Arena, JoinHandle, TaskId},
     time::wheel::Wheel,
 };
@@ -51,7 +51,7 @@ use std::{
 };
 
 /// How an executor runs.
-pub struct Config {
+pub struct CoreConfig {
     /// Virtual time (ns since the epoch) at which the run starts.
     pub start: u64,
     /// Virtual time added after every round (ns).
@@ -59,7 +59,7 @@ pub struct Config {
     /// Virtual time at or after which a round panics with `runtime timeout`.
     pub deadline: Option<u64>,
     /// Who runs when, and where random numbers come from.
-    pub strategy: Box<dyn Strategy>,
+    pub scheduler: Box<dyn Scheduler>,
 }
 
 /// Everything about a run that only the state borrow may touch.
@@ -67,7 +67,7 @@ pub(crate) struct State {
     pub(crate) arena: Arena,
     pub(crate) wheel: Wheel<Wake>,
     pub(crate) now: u64,
-    pub(crate) strategy: Box<dyn Strategy>,
+    pub(crate) scheduler: Box<dyn Scheduler>,
     pub(crate) digest: Digest,
     /// The task being polled, if any.
     pub(crate) current: Option<TaskId>,
@@ -148,12 +148,12 @@ pub struct Core {
 
 impl Core {
     /// A core with no tasks, configured by `config`.
-    pub(crate) fn new(config: Config) -> Self {
+    pub(crate) fn new(config: CoreConfig) -> Self {
         let state = State {
             arena: Arena::default(),
             wheel: Wheel::new(config.start),
             now: config.start,
-            strategy: config.strategy,
+            scheduler: config.scheduler,
             digest: Digest::default(),
             current: None,
             current_aborted: false,
@@ -224,7 +224,7 @@ impl Core {
     fn insert<F>(
         &self,
         future: F,
-        label: impl FnOnce(&mut Labels, Option<LabelId>) -> (LabelId, bool),
+        label: impl FnOnce(&mut LabelTable, Option<LabelId>) -> (LabelId, bool),
     ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -258,11 +258,11 @@ impl Core {
         self.shared.abort(id)
     }
 
-    /// Draws a random number from the strategy (audited).
+    /// Draws a random number from the scheduler (audited).
     pub fn next_u64(&self) -> u64 {
         let guard = self.shared.state.lock();
         let mut state = guard.borrow_mut();
-        let value = state.strategy.next_u64();
+        let value = state.scheduler.next_u64();
         state.digest.event(digest::kind::RANDOM, value);
         value
     }
@@ -273,7 +273,7 @@ impl Core {
         let guard = self.shared.state.lock();
         let mut state = guard.borrow_mut();
         for chunk in dest.chunks_mut(8) {
-            let value = state.strategy.next_u64();
+            let value = state.scheduler.next_u64();
             state.digest.event(digest::kind::RANDOM, value);
             chunk.copy_from_slice(&value.to_le_bytes()[..chunk.len()]);
         }
@@ -294,21 +294,18 @@ impl Core {
         self.shared.state.lock().borrow().digest.hex()
     }
 
-    /// The strategy's name (for reproduction messages).
-    pub fn strategy_name(&self) -> String {
-        self.shared.state.lock().borrow().strategy.name()
+    /// The scheduler's name (for reproduction messages).
+    pub fn scheduler_name(&self) -> String {
+        self.shared.state.lock().borrow().scheduler.name()
     }
 
-    /// The schedule recorded so far, if the strategy is a
+    /// The schedule recorded so far, if the scheduler is a
     /// [`Recorder`].
     pub fn recording(&self) -> Option<Schedule> {
-        self.shared
-            .state
-            .lock()
-            .borrow()
-            .strategy
-            .recording()
-            .cloned()
+        let guard = self.shared.state.lock();
+        let state = guard.borrow();
+        let recorder = state.scheduler.downcast_ref::<Recorder>()?;
+        Some(recorder.recording().clone())
     }
 
     /// Starts tracing every audit event (see [`Trace`]); a successor keeps
@@ -343,7 +340,7 @@ impl Core {
         self.shared.state.lock().borrow().wheel.len()
     }
 
-    /// A fresh core that continues this one's virtual time, strategy
+    /// A fresh core that continues this one's virtual time, scheduler
     /// (random stream) and audit digest, with no tasks or timers (see
     /// [`Core::successor`]).
     pub(crate) fn continued(&self) -> Core {
@@ -353,7 +350,7 @@ impl Core {
             arena: Arena::with_labels(state.arena.labels.successor()),
             wheel: Wheel::new(state.now),
             now: state.now,
-            strategy: state.strategy.fork(),
+            scheduler: state.scheduler.fork(),
             digest: state.digest.clone(),
             current: None,
             current_aborted: false,

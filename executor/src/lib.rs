@@ -6,17 +6,17 @@
 //!
 //! # The run loop
 //! Each round: check the timeout; take the ready set (tasks held back by
-//! the strategy last round, then tasks woken since, in wake order); let the
-//! [`Strategy`] choose which of them run and in what order; poll each once;
+//! the scheduler last round, then tasks woken since, in wake order); let the
+//! [`Scheduler`] choose which of them run and in what order; poll each once;
 //! advance virtual time by `cycle`; if nothing is ready, jump to the next
 //! timer deadline; fire due timers (deadline order, ties in registration
 //! order); if nothing is ready and no timer is pending, the run has stalled.
 //! [`Executor::run`] returns as soon as the root task completes;
-//! [`Executor::run_until`] may also stop earlier, at a [`Halt`] (a crash).
+//! [`Executor::run_until`] may also stop earlier, at a [`CrashPoint`] (a crash).
 //!
 //! # Invariants
 //! * Nothing here reads the wall clock, an address or a thread id to make a
-//!   decision: the seed (through the strategy) and the program decide
+//!   decision: the seed (through the scheduler) and the program decide
 //!   everything, so the same program and seed give the same run.
 //! * No task is polled unless woken, and each woken task is polled at most
 //!   once per round. A wake of a finished or aborted task does nothing.
@@ -50,11 +50,11 @@ pub use audit::{
     digest::{self, Digest, Trace, TraceEvent},
     labels::LabelStats,
 };
-pub use core::{Config, Core};
-pub use run::{Executor, Failure, Halt};
+pub use core::{Core, CoreConfig};
+pub use run::{CrashPoint, Executor, Failure};
 pub use scheduler::{
-    below, shrink, shuffle, Bytes, Decision, ParseError, Pct, Recorder, Replay, Schedule, Strategy,
-    Uniform, PCT_DEFAULT_STEPS,
+    shrink_schedule, AsAny, Decision, FuzzInput, ParseError, Pct, Recorder, Replay, Schedule,
+    Scheduler, Uniform, PCT_DEFAULT_STEPS,
 };
 pub use task::{Canceled, JoinHandle, TaskId};
 pub use time::Sleep;

@@ -2,17 +2,17 @@
 //!
 //! # What this module owns
 //! [`Executor`], which owns one executor's run loop: [`Executor::run`] and
-//! [`Executor::run_until`] (which may stop at a [`Halt`], as a crash
+//! [`Executor::run_until`] (which may stop at a [`CrashPoint`], as a crash
 //! would), each round's polls (`poll_batch`), the time steps between rounds
 //! and the firing of due timers; and [`Failure`], why a run ended without
 //! its root task.
 //!
 //! # A round
-//! Check the timeout and the halt; take the ready set (tasks held back by
-//! the strategy last round, then tasks woken since, in wake order); let the
-//! strategy choose which of them run and in what order; poll each once;
+//! Check the timeout and the crash point; take the ready set (tasks held back by
+//! the scheduler last round, then tasks woken since, in wake order); let the
+//! scheduler choose which of them run and in what order; poll each once;
 //! advance virtual time by `cycle`; if nothing is ready, jump to the next
-//! timer deadline (not past a halt); fire due timers (deadline order, ties
+//! timer deadline (not past a crash point); fire due timers (deadline order, ties
 //! in registration order); if nothing is ready and no timer is pending,
 //! the run has stalled.
 //!
@@ -20,17 +20,17 @@
 //! * The loop holds the state's lock for the whole run and borrows the
 //!   state once per poll; no future runs and nothing is dropped while the
 //!   state is borrowed.
-//! * A task held back by the strategy stays ready, in the ready set of the
+//! * A task held back by the scheduler stays ready, in the ready set of the
 //!   next round, ahead of tasks woken since.
 //! * A task being polled is `State::current` and stays in the arena until
 //!   its poll returns, even if it aborts itself.
 //! * Every digest event the loop records (round, poll, finish, time skip)
 //!   is recorded in the order the loop does the work, and nothing else
-//!   decides that order but the strategy.
+//!   decides that order but the scheduler.
 
 use crate::{
     audit::digest,
-    core::{Config, Core, State, Wake},
+    core::{Core, CoreConfig, State, Wake},
     ready::EnterGuard,
     task::{Slot, TaskId},
 };
@@ -59,7 +59,7 @@ const PREFETCH_MIN_TASKS: usize = 4096;
 
 /// Where [`Executor::run_until`] stops a run early, as a crash would.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Halt {
+pub enum CrashPoint {
     /// Before the poll that would exceed this many polls of this executor.
     AfterPolls(u64),
     /// At the start of the first round at or after this virtual time (ns).
@@ -99,7 +99,7 @@ impl Drop for Executor {
 
 impl Executor {
     /// A new executor with no tasks.
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: CoreConfig) -> Self {
         Self {
             core: Core::new(config),
         }
@@ -119,10 +119,10 @@ impl Executor {
         F::Output: Send + 'static,
     {
         self.run_until(label, root, None)
-            .map(|output| output.expect("a run without a halt ends with its root"))
+            .map(|output| output.expect("a run without a crash point ends with its root"))
     }
 
-    /// [`Executor::run`], but stops at `halt` if the root has not completed
+    /// [`Executor::run`], but stops at `crash_point` if the root has not completed
     /// by then: every task is dropped mid-flight, as in a crash. Returns the
     /// root's output if it completed. Either way the run counts as finished
     /// (see [`Core::finished`]).
@@ -130,7 +130,7 @@ impl Executor {
         &self,
         label: &str,
         root: F,
-        halt: Option<Halt>,
+        crash_point: Option<CrashPoint>,
     ) -> Result<Option<F::Output>, Failure>
     where
         F: Future + Send + 'static,
@@ -140,7 +140,7 @@ impl Executor {
         let queue = shared.queue.enter();
         let mut root = self.core.spawn(label, root);
         shared.state.lock().borrow_mut().root = Some(root.id());
-        let result = self.run_loop(&queue, halt);
+        let result = self.run_loop(&queue, crash_point);
         if let Ok(false) = result {
             shared.state.lock().borrow_mut().finished = true;
         }
@@ -151,7 +151,11 @@ impl Executor {
         })
     }
 
-    fn run_loop(&self, queue: &EnterGuard<'_>, halt: Option<Halt>) -> Result<bool, Failure> {
+    fn run_loop(
+        &self,
+        queue: &EnterGuard<'_>,
+        crash_point: Option<CrashPoint>,
+    ) -> Result<bool, Failure> {
         let shared = &*self.core.shared;
         let mut batch: Vec<TaskId> = Vec::new();
         let mut held: Vec<TaskId> = Vec::new();
@@ -170,7 +174,7 @@ impl Executor {
                         )));
                     }
                 }
-                if let Some(Halt::At(at)) = halt {
+                if let Some(CrashPoint::At(at)) = crash_point {
                     if state.now >= at {
                         return Ok(false);
                     }
@@ -185,7 +189,7 @@ impl Executor {
                         .get(id)
                         .is_some_and(|slot| slot.task.header().accept_remote_wake())
                 });
-                let run = state.strategy.schedule(&mut batch).min(batch.len());
+                let run = state.scheduler.schedule(&mut batch).min(batch.len());
                 state.digest.event(digest::kind::ROUND, run as u64);
                 run
             };
@@ -193,7 +197,7 @@ impl Executor {
                 held.extend_from_slice(&batch[run..]);
             }
 
-            if let Some(root_completed) = self.poll_batch(&round, &batch[..run], halt)? {
+            if let Some(root_completed) = self.poll_batch(&round, &batch[..run], crash_point)? {
                 return Ok(root_completed);
             }
             release_burst_capacity(&mut batch);
@@ -209,11 +213,11 @@ impl Executor {
                 let mut now = ticked;
                 state.wheel.expire(now, &mut fired);
                 // Only an idle run looks for the next deadline (which costs
-                // cascading): skip ahead to it, but not past the halt.
+                // cascading): skip ahead to it, but not past the crash point.
                 if fired.is_empty() && held.is_empty() && queue.is_empty() {
                     if let Some(next) = state.wheel.next_deadline() {
-                        let next = match halt {
-                            Some(Halt::At(at)) => next.min(at),
+                        let next = match crash_point {
+                            Some(CrashPoint::At(at)) => next.min(at),
                             _ => next,
                         };
                         if next > now {
@@ -260,12 +264,12 @@ impl Executor {
     /// Polls `ids` once each, in order, borrowing the state once per poll
     /// (finishing one task and starting the next share one borrow). Returns
     /// `Some(true)` once the root completes, `Some(false)` if the run reached
-    /// an `AfterPolls` halt, `None` otherwise.
+    /// an `AfterPolls` crash point, `None` otherwise.
     fn poll_batch(
         &self,
         round: &RefCell<State>,
         ids: &[TaskId],
-        halt: Option<Halt>,
+        crash_point: Option<CrashPoint>,
     ) -> Result<Option<bool>, Failure> {
         // What finished tasks leave behind, dropped once the state is
         // released.
@@ -280,7 +284,7 @@ impl Executor {
                     ids.get(i + 2 * PREFETCH_AHEAD).copied(),
                 );
             }
-            if let Some(Halt::AfterPolls(limit)) = halt {
+            if let Some(CrashPoint::AfterPolls(limit)) = crash_point {
                 if state.polls >= limit {
                     drop(state);
                     drop(finished);
@@ -346,7 +350,7 @@ impl Executor {
 }
 
 impl Core {
-    /// A fresh executor that continues this one's virtual time, strategy
+    /// A fresh executor that continues this one's virtual time, scheduler
     /// (random stream) and audit digest, with no tasks or timers.
     pub fn successor(&self) -> Executor {
         Executor {

@@ -4,7 +4,7 @@
 use crate::{
     ready::ReadyQueue,
     task::{JoinHandle, OwnedTask, TaskId},
-    Config, Executor, Uniform,
+    CoreConfig, Executor, Uniform,
 };
 use std::{
     future::Future,
@@ -20,22 +20,22 @@ pub(crate) const MS: u64 = 1_000_000;
 
 /// An executor with a cycle of one millisecond, seeded with `seed`.
 pub(crate) fn executor(seed: u64) -> Executor {
-    Executor::new(Config {
+    Executor::new(CoreConfig {
         start: 0,
         cycle: MS,
         deadline: None,
-        strategy: Box::new(Uniform::new(seed)),
+        scheduler: Box::new(Uniform::new(seed)),
     })
 }
 
 /// An executor with a cycle of one nanosecond: the home of tasks that unit
 /// tests drive by hand.
 pub(crate) fn bare_executor() -> Executor {
-    Executor::new(Config {
+    Executor::new(CoreConfig {
         start: 0,
         cycle: 1,
         deadline: None,
-        strategy: Box::new(Uniform::new(0)),
+        scheduler: Box::new(Uniform::new(0)),
     })
 }
 

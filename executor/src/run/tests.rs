@@ -4,7 +4,7 @@
 use super::*;
 use crate::{
     test_support::{executor, run_ok, yield_now, DropFlag, MS},
-    Strategy, TaskId, Uniform,
+    Scheduler, TaskId, Uniform,
 };
 use parking_lot::Mutex;
 use std::sync::{
@@ -125,11 +125,11 @@ fn stall_lists_pending_tasks() {
 
 #[test]
 fn timeout_is_checked_each_round() {
-    let exec = Executor::new(Config {
+    let exec = Executor::new(CoreConfig {
         start: 0,
         cycle: MS,
         deadline: Some(10 * MS),
-        strategy: Box::new(Uniform::new(0)),
+        scheduler: Box::new(Uniform::new(0)),
     });
     let c = exec.core().clone();
     let c2 = c.clone();
@@ -186,7 +186,7 @@ struct HoldLast {
     inner: Uniform,
 }
 
-impl Strategy for HoldLast {
+impl Scheduler for HoldLast {
     fn name(&self) -> String {
         "hold-last".into()
     }
@@ -202,7 +202,7 @@ impl Strategy for HoldLast {
     fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()
     }
-    fn fork(&self) -> Box<dyn Strategy> {
+    fn fork(&self) -> Box<dyn Scheduler> {
         Box::new(HoldLast {
             rounds: self.rounds,
             inner: self.inner.clone(),
@@ -212,11 +212,11 @@ impl Strategy for HoldLast {
 
 #[test]
 fn held_back_tasks_stay_ready_and_time_advances() {
-    let exec = Executor::new(Config {
+    let exec = Executor::new(CoreConfig {
         start: 0,
         cycle: MS,
         deadline: None,
-        strategy: Box::new(HoldLast {
+        scheduler: Box::new(HoldLast {
             rounds: 5,
             inner: Uniform::new(0),
         }),

@@ -24,7 +24,7 @@ use super::{
     slots::{self, Slots},
 };
 use crate::{
-    audit::labels::{LabelId, Labels},
+    audit::labels::{LabelId, LabelTable},
     core::Shared,
 };
 use std::{future::Future, sync::Arc};
@@ -49,12 +49,12 @@ impl Slot {
 pub(crate) struct Arena {
     slots: Slots<Slot>,
     next_seq: u64,
-    pub(crate) labels: Labels,
+    pub(crate) labels: LabelTable,
 }
 
 impl Arena {
     /// An empty arena that keeps `labels` (and their counts).
-    pub(crate) fn with_labels(labels: Labels) -> Self {
+    pub(crate) fn with_labels(labels: LabelTable) -> Self {
         Self {
             labels,
             ..Self::default()

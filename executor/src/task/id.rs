@@ -26,7 +26,7 @@ impl TaskId {
     }
 
     /// The task's spawn order: 0 for the first task of an executor, then 1, 2...
-    /// Deterministic, so it is what the auditor and strategies see.
+    /// Deterministic, so it is what the auditor and schedulers see.
     pub fn seq(&self) -> u64 {
         self.seq
     }

@@ -36,7 +36,7 @@
 //!    polled in a later round, never inside the spawn.
 //! 2. **Ready.** A wake puts the task's id in its executor's ready queue
 //!    once (`ready.rs`, guarded by the header's marks).
-//! 3. **Poll.** The run loop takes the ready set, lets the strategy order
+//! 3. **Poll.** The run loop takes the ready set, lets the scheduler order
 //!    it, and polls each task through its [`Poller`] with a borrowed waker.
 //!    The task is the state's `current` task for the whole poll.
 //! 4. **Complete.** A poll that returns `Ready` drops the future in place
