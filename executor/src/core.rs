@@ -320,7 +320,7 @@ impl Core {
     }
 
     /// Whether the run is over: its root task completed, or
-    /// [`Executor::run_until`] halted it.
+    /// [`Executor::run_until`](crate::Executor::run_until) halted it.
     pub fn finished(&self) -> bool {
         self.shared.state.lock().borrow().finished
     }

@@ -35,6 +35,8 @@
 //! * `scheduler/`: who runs in each round, and the run's random numbers.
 //! * `audit/`: the event digest and the label counts.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod audit;
 mod core;
 mod ready;

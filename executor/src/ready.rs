@@ -8,7 +8,7 @@
 //! proof that it runs the queue's executor on this thread.
 //!
 //! # Invariants
-//! * A task is in the ready set at most once: `Header::queued` is set by the
+//! * A task is in the ready set at most once: the `queued` mark is set by the
 //!   first wake and cleared by the executor just before it polls the task,
 //!   so a duplicate wake costs one load and nothing else. Only the
 //!   executor's thread touches `queued`.
@@ -74,7 +74,7 @@ impl ReadyQueue {
         if !self.is_current() {
             return self.wake_remote(task);
         }
-        if task.mark_queued() {
+        if task.marks.mark_queued() {
             // SAFETY: checked just above.
             unsafe { self.push_local(task.id()) };
         }
@@ -84,7 +84,7 @@ impl ReadyQueue {
     #[cold]
     #[inline(never)]
     fn wake_remote(&self, task: &Header) {
-        if task.mark_remote() {
+        if task.marks.mark_remote() {
             self.remote.push(task.id());
         }
     }
@@ -153,7 +153,7 @@ impl EnterGuard<'_> {
     /// Moves every woken task into `out`: local wakes in the order they
     /// happened, then the wakes from other threads that `accept` takes in
     /// (it clears the task's remote mark and says whether the task joins
-    /// the ready set now, see `Header::accept_remote_wake`).
+    /// the ready set now, see `Marks::accept_remote_wake` in `task/marks.rs`).
     #[inline]
     pub(crate) fn drain_into(&self, out: &mut Vec<TaskId>, mut accept: impl FnMut(TaskId) -> bool) {
         // SAFETY: we are the queue's unique guard, on its thread (the guard

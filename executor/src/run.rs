@@ -38,6 +38,7 @@ use parking_lot::ReentrantMutexGuard;
 use std::{
     any::Any,
     cell::RefCell,
+    fmt,
     future::Future,
     panic::{catch_unwind, AssertUnwindSafe},
     sync::atomic::Ordering,
@@ -83,6 +84,50 @@ pub enum Failure {
     /// `runtime timeout`.
     Timeout(String),
 }
+
+impl Failure {
+    /// The panic message of a `Panic` whose payload is a string.
+    fn panic_message(&self) -> Option<&str> {
+        let Failure::Panic { payload, .. } = self else {
+            return None;
+        };
+        payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+    }
+}
+
+/// The message: for a panic, the task's label and (if a string) what it
+/// panicked with; for a stall or a timeout, the report.
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Panic { label, .. } => match self.panic_message() {
+                Some(message) => write!(f, "task '{label}' panicked: {message}"),
+                None => write!(f, "task '{label}' panicked"),
+            },
+            Failure::Stalled(message) | Failure::Timeout(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Shows a panic's payload as its message, if it is a string.
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Panic { label, .. } => f
+                .debug_struct("Panic")
+                .field("label", label)
+                .field("message", &self.panic_message())
+                .finish_non_exhaustive(),
+            Failure::Stalled(message) => f.debug_tuple("Stalled").field(message).finish(),
+            Failure::Timeout(message) => f.debug_tuple("Timeout").field(message).finish(),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
 
 /// Owns the run loop of one executor.
 pub struct Executor {
@@ -187,7 +232,7 @@ impl Executor {
                 queue.drain_into(&mut batch, |id| {
                     arena
                         .get(id)
-                        .is_some_and(|slot| slot.task.header().accept_remote_wake())
+                        .is_some_and(|slot| slot.task.header().marks.accept_remote_wake())
                 });
                 let run = state.scheduler.schedule(&mut batch).min(batch.len());
                 state.digest.event(digest::kind::ROUND, run as u64);

@@ -88,6 +88,6 @@ pub(crate) fn accept<'a>(tasks: &'a [&'a OwnedTask]) -> impl FnMut(TaskId) -> bo
         tasks
             .iter()
             .find(|task| task.header().id() == id)
-            .is_some_and(|task| task.header().accept_remote_wake())
+            .is_some_and(|task| task.header().marks.accept_remote_wake())
     }
 }

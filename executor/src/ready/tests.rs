@@ -36,7 +36,7 @@ fn duplicate_wakes_enqueue_once() {
     // Queued and not yet polled: a new remote entry joins nothing.
     w.wake_by_ref();
     assert!(drained(queue(&exec), &[&task]).is_empty());
-    task.header().clear_queued();
+    task.header().marks.clear_queued();
     w.wake();
     assert_eq!(drained(queue(&exec), &[&task]), vec![TaskId::new(3, 7)]);
 }
@@ -65,7 +65,7 @@ fn local_and_remote_wakes() {
     assert_eq!(queue.remote.len(), 1);
     assert_eq!(drained(queue, &[&task]), vec![TaskId::new(5, 7)]);
 
-    task.header().clear_queued();
+    task.header().marks.clear_queued();
     let guard = queue.enter();
     waker(&task).wake();
     assert!(

@@ -113,7 +113,8 @@ fn stall_lists_pending_tasks() {
         std::future::pending::<()>().await;
     });
     match result {
-        Err(Failure::Stalled(message)) => {
+        Err(failure @ Failure::Stalled(_)) => {
+            let message = failure.to_string();
             assert!(message.starts_with("runtime stalled"), "{message}");
             assert!(message.contains("root (task #0)"), "{message}");
             assert!(message.contains("stuck (task #1)"), "{message}");
@@ -153,7 +154,12 @@ fn panics_are_reported_with_the_label() {
         std::future::pending::<()>().await;
     });
     match result {
-        Err(Failure::Panic { label, payload }) => {
+        Err(failure @ Failure::Panic { .. }) => {
+            assert_eq!(failure.to_string(), "task 'bad' panicked: boom");
+            assert!(format!("{failure:?}").contains("\"boom\""));
+            let Failure::Panic { label, payload } = failure else {
+                unreachable!()
+            };
             assert_eq!(label, "bad");
             assert_eq!(*payload.downcast::<&str>().unwrap(), "boom");
         }

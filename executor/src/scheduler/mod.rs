@@ -17,7 +17,7 @@
 //!   run loop keeps them ready for the next round and time still advances.
 //! * The trait knows none of its implementations: code that needs one in
 //!   particular (`Core::recording` needs the [`Recorder`]) asks the boxed
-//!   scheduler for its concrete type ([`downcast_ref`](Scheduler::downcast_ref)).
+//!   scheduler for its concrete type (`dyn Scheduler::downcast_ref`).
 
 mod fuzz_input;
 mod pct;
@@ -62,7 +62,7 @@ impl dyn Scheduler {
 }
 
 /// Any `'static` type seen as [`Any`]: what lets a boxed [`Scheduler`] be
-/// asked for its concrete type ([`Scheduler::downcast_ref`]). Implemented
+/// asked for its concrete type (`dyn Scheduler::downcast_ref`). Implemented
 /// for every such type; a scheduler never implements it by hand.
 pub trait AsAny: Any {
     /// `self` as [`Any`].

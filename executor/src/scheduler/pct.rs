@@ -23,7 +23,7 @@
 //! `steps` is an estimate of the program's length. Strict priorities starve
 //! any task below one that spins (`loop { yield }` waiting for it), so once
 //! the estimate is used up the scheduler stops holding tasks back and runs
-//! every ready task each round in a random order, as [`Uniform`] does: a
+//! every ready task each round in a random order, as [`Uniform`](super::Uniform) does: a
 //! program that outlives the estimate still finishes. Choose `steps` near
 //! the program's real length: too small and late steps are never preempted,
 //! too large and each change point is less likely to land where it matters.

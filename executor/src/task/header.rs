@@ -15,17 +15,15 @@
 //!   release decrements, an acquire fence before the free), without `Arc`'s
 //!   unused weak count: eight bytes a task, which keeps a small task's block
 //!   within the allocator's cheapest size classes.
-//! * `queued` is touched only by the executor's thread; `remote` by any
-//!   thread, always with a read-modify-write (see `ready.rs` for the
-//!   protocol the two marks implement).
+//! * The ready-set marks change only through the transitions of
+//!   [`Marks`] (`marks.rs`).
 
-use super::id::TaskId;
+use super::{id::TaskId, marks::Marks};
 use crate::core::Shared;
 use std::{
     ptr::NonNull,
     sync::{
-        atomic::{fence, AtomicUsize},
-        atomic::{AtomicBool, Ordering},
+        atomic::{fence, AtomicUsize, Ordering},
         Arc,
     },
     task::Context,
@@ -51,13 +49,8 @@ pub(crate) struct Header {
     /// References to the block: the owner, the join handle, owned wakers.
     pub(super) refs: AtomicUsize,
     pub(super) index: u32,
-    /// Whether the task sits in the executor's ready set (woken and not yet
-    /// polled). Only the executor's thread reads or writes it (see
-    /// `waker.rs`): relaxed accesses, plain moves.
-    pub(super) queued: AtomicBool,
-    /// Whether an entry for the task, from a wake on another thread, waits
-    /// in the remote queue.
-    pub(super) remote: AtomicBool,
+    /// Where the task stands in its executor's ready set.
+    pub(crate) marks: Marks,
 }
 
 impl Header {
@@ -75,39 +68,6 @@ impl Header {
     #[inline]
     pub(crate) fn wake(&self) {
         self.shared.queue.wake(self);
-    }
-
-    /// Called by the run loop right before polling: wakes during or after
-    /// the poll enqueue the task again.
-    pub(crate) fn clear_queued(&self) {
-        self.queued.store(false, Ordering::Relaxed);
-    }
-
-    /// Takes in the task's entry from the remote queue, on the executor's
-    /// thread: returns whether the task joins the ready set now (it is not
-    /// already in it). See `ReadyQueue::wake` for why the remote mark is
-    /// cleared with a read-modify-write.
-    pub(crate) fn accept_remote_wake(&self) -> bool {
-        self.remote.swap(false, Ordering::AcqRel);
-        self.mark_queued()
-    }
-
-    /// Marks the task as in the ready set, on the executor's thread (the
-    /// only one that touches the mark, so a plain load and store); returns
-    /// whether it was not in it already, i.e. whether to enqueue it.
-    #[inline]
-    pub(crate) fn mark_queued(&self) -> bool {
-        if self.queued.load(Ordering::Relaxed) {
-            return false;
-        }
-        self.queued.store(true, Ordering::Relaxed);
-        true
-    }
-
-    /// Sets the mark of an entry waiting in the remote queue, from any
-    /// thread; returns whether it was clear, i.e. whether to push one.
-    pub(crate) fn mark_remote(&self) -> bool {
-        !self.remote.swap(true, Ordering::AcqRel)
     }
 
     /// Adds a reference to the block `header` lives in.

@@ -68,7 +68,8 @@ impl<T> Prefix<T> {
 
 /// Why a join handle has no output: the task was aborted or dropped before
 /// it completed (its executor ended, or a run halted).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("task canceled: aborted or dropped before it completed")]
 pub struct Canceled;
 
 /// Awaits a task's output. Dropping it detaches the task.
@@ -149,5 +150,19 @@ impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         // SAFETY: we own one count of the task and give it up.
         unsafe { Header::drop_ref(self.prefix.cast()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canceled_is_an_error_with_a_message() {
+        let error: Box<dyn std::error::Error> = Box::new(Canceled);
+        assert_eq!(
+            error.to_string(),
+            "task canceled: aborted or dropped before it completed"
+        );
     }
 }

@@ -88,6 +88,7 @@ mod arena;
 mod header;
 mod id;
 mod join;
+mod marks;
 mod raw;
 pub(crate) mod slots;
 pub(crate) mod waker;

@@ -31,6 +31,7 @@ use super::{
     header::{Header, TaskVTable},
     id::TaskId,
     join::{Join, JoinHandle, Prefix},
+    marks::Marks,
     waker::WakerRef,
 };
 use crate::core::Shared;
@@ -41,10 +42,7 @@ use std::{
     marker::PhantomData,
     pin::Pin,
     ptr::NonNull,
-    sync::{
-        atomic::{AtomicBool, AtomicUsize},
-        Arc,
-    },
+    sync::{atomic::AtomicUsize, Arc},
     task::{Context, Poll},
 };
 
@@ -153,8 +151,7 @@ where
                 // The owner's and the join handle's.
                 refs: AtomicUsize::new(2),
                 index: id.index(),
-                queued: AtomicBool::new(false),
-                remote: AtomicBool::new(false),
+                marks: Marks::new(),
             },
             join: Mutex::new(Join::Waiting(None)),
         },
@@ -195,7 +192,9 @@ impl OwnedTask {
     }
 }
 
-/// A way to poll a task whose `OwnedTask` sits in a slot marked `polling`.
+/// A way to poll a task without holding its arena slot: the run loop keeps
+/// the slot (and so the `OwnedTask`) in place while the task is the state's
+/// `current` task, which is what [`Poller::poll`] requires.
 #[derive(Clone, Copy)]
 pub(crate) struct Poller {
     header: NonNull<Header>,
@@ -213,7 +212,7 @@ impl Poller {
     pub(crate) unsafe fn poll(self) -> bool {
         // SAFETY: the `OwnedTask` keeps the block alive (caller's promise).
         let header = unsafe { self.header.as_ref() };
-        header.clear_queued();
+        header.marks.clear_queued();
         let waker = WakerRef::new(header);
         let mut cx = Context::from_waker(&waker);
         // SAFETY: the block is alive and, by the caller's promise, we have
