@@ -2,10 +2,9 @@
 //!
 //! # What this module owns
 //! Every live task, through its slot: the [`OwnedTask`] (and so the future,
-//! in the task's heap block, see `task.rs`), its label and bookkeeping; and
-//! the executor's label table (`labels.rs`), whose running counts follow the
-//! tasks in and out of the arena. A
-//! [`TaskId`] pairs the slot index with the task's sequence number (its spawn
+//! in the task's heap block, see `raw.rs`), its label and bookkeeping; and
+//! the executor's label table (`audit/labels.rs`), whose running counts
+//! follow the tasks in and out of the arena. A [`TaskId`] pairs the slot index with the task's sequence number (its spawn
 //! order, unique for the life of an executor). Lookups check both, so an id
 //! that outlived its task, or whose slot was reused by a later task, finds
 //! nothing.
@@ -18,42 +17,17 @@
 //!   state's `current_aborted`, and the run loop removes the task after the
 //!   poll returns. Nobody else touches a future being polled.
 
-pub(crate) mod task;
-
-pub use task::{Canceled, JoinHandle};
-pub(crate) use task::{Header, OwnedTask};
-
+use super::{
+    id::TaskId,
+    join::JoinHandle,
+    raw::{self, OwnedTask, Poller},
+    slots::{self, Slots},
+};
 use crate::{
-    labels::{LabelId, Labels},
-    slots,
-    slots::Slots,
-    Shared,
+    audit::labels::{LabelId, LabelTable},
+    core::Shared,
 };
 use std::{future::Future, sync::Arc};
-use task::Poller;
-
-/// Identifies one task for the life of its executor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TaskId {
-    index: u32,
-    seq: u64,
-}
-
-impl TaskId {
-    pub(crate) fn new(index: u32, seq: u64) -> Self {
-        Self { index, seq }
-    }
-
-    pub(crate) fn index(&self) -> u32 {
-        self.index
-    }
-
-    /// The task's spawn order: 0 for the first task of an executor, then 1, 2...
-    /// Deterministic, so it is what the auditor and strategies see.
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-}
 
 /// A live task.
 pub(crate) struct Slot {
@@ -75,12 +49,12 @@ impl Slot {
 pub(crate) struct Arena {
     slots: Slots<Slot>,
     next_seq: u64,
-    pub(crate) labels: Labels,
+    pub(crate) labels: LabelTable,
 }
 
 impl Arena {
     /// An empty arena that keeps `labels` (and their counts).
-    pub(crate) fn with_labels(labels: Labels) -> Self {
+    pub(crate) fn with_labels(labels: LabelTable) -> Self {
         Self {
             labels,
             ..Self::default()
@@ -104,7 +78,7 @@ impl Arena {
         let seq = self.next_seq;
         self.next_seq += 1;
         let index = u32::try_from(self.slots.vacant_key()).expect("more than 2^32 live tasks");
-        let (task, handle) = task::spawn(future, TaskId::new(index, seq), shared.clone());
+        let (task, handle) = raw::spawn(future, TaskId::new(index, seq), shared.clone());
         task.header().wake();
         self.slots.insert(Slot {
             task,
@@ -203,15 +177,11 @@ impl Arena {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, Executor, Uniform};
+    use crate::task::Canceled;
+    use crate::{test_support::bare_executor, Executor};
 
     fn shared() -> (Executor, Arc<Shared>) {
-        let exec = Executor::new(Config {
-            start: 0,
-            cycle: 1,
-            deadline: None,
-            strategy: Box::new(Uniform::new(0)),
-        });
+        let exec = bare_executor();
         let shared = exec.core().shared.clone();
         (exec, shared)
     }
@@ -338,7 +308,7 @@ mod tests {
     fn a_task_block_is_small() {
         // Header, join state (for a `u64` output) and the `Arc` counts.
         let future = async { 0u64 };
-        let overhead = task::block_size(&future) - std::mem::size_of_val(&future);
+        let overhead = raw::block_size(&future) - std::mem::size_of_val(&future);
         assert!(overhead <= 96, "task block overhead {overhead} bytes");
         assert!(std::mem::size_of::<Slot>() <= 24);
     }

@@ -1,4 +1,4 @@
-//! Recorded schedules: record a run's choices, replay them, shrink them.
+//! Recorded schedules: record a run's choices and replay them.
 //!
 //! # What this module owns
 //! * [`Schedule`]: every scheduling choice and random number of a run, kept
@@ -7,10 +7,11 @@
 //!   draw order. Its `Display` form is one line (`12:3!,40:2.0;ff`) that
 //!   `FromStr` reads back, so a schedule fits in a failure message and can be
 //!   pasted into a test.
-//! * [`Recorder`]: wraps any strategy and records what it does.
-//! * [`Replay`]: a strategy that plays a schedule back; past its end it runs
+//! * [`Recorder`]: wraps any scheduler and records what it does.
+//! * [`Replay`]: a scheduler that plays a schedule back; past its end it runs
 //!   default rounds and returns zeros.
-//! * [`shrink`]: delta debugging over a failing schedule's choices.
+//!
+//! Shrinking a failing schedule is `shrink.rs`'s.
 //!
 //! # What a recorded round means
 //! A round entry is `(round, order, hold)`: the listed tasks that are ready
@@ -24,12 +25,13 @@
 //! # Invariants
 //! * Entries are sorted by round with no duplicates (`FromStr` rejects
 //!   anything else), and rounds are counted per call to
-//!   [`Strategy::schedule`], across `recover` (a [`Recorder`] and a
-//!   [`Replay`] both continue their count in [`Strategy::fork`]).
+//!   [`Scheduler::schedule`], across `recover` (a [`Recorder`] and a
+//!   [`Replay`] both continue their count in [`Scheduler::fork`]).
 //! * Replaying a recording of a deterministic program reproduces the run
 //!   exactly: same polls, same times, same random numbers, same digest.
 
-use crate::{arena::TaskId, scheduler::Strategy};
+use super::Scheduler;
+use crate::task::TaskId;
 use std::{fmt, str::FromStr, sync::Arc};
 use thiserror::Error;
 
@@ -48,7 +50,7 @@ pub enum ParseError {
 }
 
 /// A decision the shrinker can edit: `(round, order, hold)`.
-type OwnedDecision = (u64, Vec<u64>, bool);
+pub(super) type OwnedDecision = (u64, Vec<u64>, bool);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
@@ -153,7 +155,7 @@ impl Schedule {
         out
     }
 
-    fn from_parts(decisions: &[OwnedDecision], randoms: Vec<u64>) -> Self {
+    pub(super) fn from_parts(decisions: &[OwnedDecision], randoms: Vec<u64>) -> Self {
         let mut schedule = Schedule {
             randoms,
             ..Self::default()
@@ -164,7 +166,7 @@ impl Schedule {
         schedule
     }
 
-    fn to_parts(&self) -> Vec<OwnedDecision> {
+    pub(super) fn to_parts(&self) -> Vec<OwnedDecision> {
         self.decisions()
             .map(|d| (d.round, d.order.to_vec(), d.hold))
             .collect()
@@ -243,10 +245,10 @@ impl FromStr for Schedule {
     }
 }
 
-/// Wraps a strategy and records every choice it makes and every random
+/// Wraps a scheduler and records every choice it makes and every random
 /// number it hands out.
 pub struct Recorder {
-    inner: Box<dyn Strategy>,
+    inner: Box<dyn Scheduler>,
     schedule: Schedule,
     round: u64,
     /// The ready set as the loop passed it in (reused every round).
@@ -258,7 +260,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// Records `inner`.
-    pub fn new(inner: Box<dyn Strategy>) -> Self {
+    pub fn new(inner: Box<dyn Scheduler>) -> Self {
         Self {
             inner,
             schedule: Schedule::new(),
@@ -269,16 +271,21 @@ impl Recorder {
         }
     }
 
+    /// The schedule recorded so far.
+    pub fn recording(&self) -> &Schedule {
+        &self.schedule
+    }
+
     fn position(&self, seq: u64) -> usize {
         let at = self
             .positions
             .binary_search_by_key(&seq, |&(s, _)| s)
-            .expect("the strategy only reorders the ready set");
+            .expect("the scheduler only reorders the ready set");
         self.positions[at].1
     }
 }
 
-impl Strategy for Recorder {
+impl Scheduler for Recorder {
     fn name(&self) -> String {
         self.inner.name()
     }
@@ -318,7 +325,7 @@ impl Strategy for Recorder {
         value
     }
 
-    fn fork(&self) -> Box<dyn Strategy> {
+    fn fork(&self) -> Box<dyn Scheduler> {
         Box::new(Self {
             inner: self.inner.fork(),
             schedule: self.schedule.clone(),
@@ -327,10 +334,6 @@ impl Strategy for Recorder {
             positions: Vec::new(),
             order: Vec::new(),
         })
-    }
-
-    fn recording(&self) -> Option<&Schedule> {
-        Some(&self.schedule)
     }
 }
 
@@ -347,7 +350,7 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// A strategy that replays `schedule` from its start.
+    /// A scheduler that replays `schedule` from its start.
     pub fn new(schedule: impl Into<Arc<Schedule>>) -> Self {
         Self {
             schedule: schedule.into(),
@@ -359,7 +362,7 @@ impl Replay {
     }
 }
 
-impl Strategy for Replay {
+impl Scheduler for Replay {
     fn name(&self) -> String {
         format!("replay({})", self.schedule)
     }
@@ -396,125 +399,8 @@ impl Strategy for Replay {
         value
     }
 
-    fn fork(&self) -> Box<dyn Strategy> {
+    fn fork(&self) -> Box<dyn Scheduler> {
         Box::new(self.clone())
-    }
-}
-
-/// Removes as many items as possible while `keeps` holds (Zeller's ddmin,
-/// removal only): first large chunks, then smaller ones, down to single
-/// items. `keeps(items)` is assumed true on entry.
-fn ddmin<T: Clone>(mut items: Vec<T>, mut keeps: impl FnMut(&[T]) -> bool) -> Vec<T> {
-    let mut chunk = (items.len() / 2).max(1);
-    loop {
-        let mut removed = false;
-        let mut at = 0;
-        while at < items.len() {
-            let end = (at + chunk).min(items.len());
-            let candidate: Vec<T> = items[..at].iter().chain(&items[end..]).cloned().collect();
-            if keeps(&candidate) {
-                items = candidate;
-                removed = true;
-            } else {
-                at = end;
-            }
-        }
-        if chunk == 1 && !removed {
-            return items;
-        }
-        if !removed || chunk > 1 {
-            chunk = (chunk / 2).max(1);
-        }
-    }
-}
-
-/// Shrinks a failing schedule: the result still makes `fails` true, and no
-/// single decision can be dropped or defaulted, nor one random number
-/// zeroed, without losing the failure. `fails(schedule)` should be true on
-/// entry (otherwise the schedule is returned unchanged).
-///
-/// Passes, repeated until nothing changes: ddmin over the round entries
-/// (removing an entry makes that round a default round); per entry, stop
-/// holding tasks back, list fewer tasks, and move it earlier (dropping the
-/// default rounds before it); ddmin over the non-zero random numbers
-/// (replacing them with zero); finally trailing zeros are dropped.
-pub fn shrink(schedule: &Schedule, mut fails: impl FnMut(&Schedule) -> bool) -> Schedule {
-    if !fails(schedule) {
-        return schedule.clone();
-    }
-    let mut decisions = schedule.to_parts();
-    let mut randoms = schedule.randoms.clone();
-    loop {
-        let before = (decisions.clone(), randoms.clone());
-
-        decisions = ddmin(decisions, |candidate| {
-            fails(&Schedule::from_parts(candidate, randoms.clone()))
-        });
-
-        for i in 0..decisions.len() {
-            let mut try_variant = |decisions: &mut Vec<OwnedDecision>,
-                                   change: &dyn Fn(&mut Vec<OwnedDecision>)|
-             -> bool {
-                let mut candidate = decisions.clone();
-                change(&mut candidate);
-                let ok = fails(&Schedule::from_parts(&candidate, randoms.clone()));
-                if ok {
-                    *decisions = candidate;
-                }
-                ok
-            };
-            if decisions[i].2 {
-                try_variant(&mut decisions, &|d| d[i].2 = false);
-            }
-            let mut j = decisions[i].1.len();
-            while j > 0 {
-                j -= 1;
-                if decisions[i].1.len() > 1 || !decisions[i].2 {
-                    try_variant(&mut decisions, &|d| {
-                        d[i].1.remove(j);
-                    });
-                }
-            }
-            // Move this entry (and everything after it) earlier, dropping
-            // default rounds: the whole gap, then halves of it.
-            let floor = if i == 0 { 0 } else { decisions[i - 1].0 + 1 };
-            let mut gap = decisions[i].0 - floor;
-            while gap > 0 {
-                let shifted = try_variant(&mut decisions, &|d| {
-                    for entry in &mut d[i..] {
-                        entry.0 -= gap;
-                    }
-                });
-                gap = if shifted {
-                    decisions[i].0 - floor
-                } else {
-                    gap / 2
-                };
-            }
-        }
-
-        decisions.retain(|(_, order, hold)| *hold || !order.is_empty());
-
-        let nonzero: Vec<usize> = (0..randoms.len()).filter(|&i| randoms[i] != 0).collect();
-        let zeroed = |keep: &[usize]| {
-            let mut candidate = vec![0; randoms.len()];
-            for &i in keep {
-                candidate[i] = randoms[i];
-            }
-            candidate
-        };
-        let kept = ddmin(nonzero, |keep| {
-            fails(&Schedule::from_parts(&decisions, zeroed(keep)))
-        });
-        let kept = zeroed(&kept);
-        randoms = kept;
-        while randoms.last() == Some(&0) {
-            randoms.pop();
-        }
-
-        if (decisions.clone(), randoms.clone()) == before {
-            return Schedule::from_parts(&decisions, randoms);
-        }
     }
 }
 
@@ -568,7 +454,7 @@ mod tests {
             let mut ready = ids(&[4, 9, 1, 7]);
             assert_eq!(recorder.schedule(&mut ready), 4);
         }
-        let schedule = recorder.recording().unwrap().clone();
+        let schedule = recorder.recording().clone();
         for decision in schedule.decisions() {
             assert!(!decision.hold);
             assert!(
@@ -585,7 +471,7 @@ mod tests {
     #[test]
     fn replay_reproduces_every_choice_and_number() {
         for inner in [
-            Box::new(Uniform::new(5)) as Box<dyn Strategy>,
+            Box::new(Uniform::new(5)) as Box<dyn Scheduler>,
             Box::new(Pct::new(5, 3, 30)),
         ] {
             let mut recorder = Recorder::new(inner);
@@ -595,7 +481,7 @@ mod tests {
                 let run = recorder.schedule(&mut ready);
                 expected.push((seqs(&ready[..run]), recorder.next_u64()));
             }
-            let mut replay = Replay::new(recorder.recording().unwrap().clone());
+            let mut replay = Replay::new(recorder.recording().clone());
             for (round, (ran, random)) in expected.into_iter().enumerate() {
                 let mut ready = ids(&[0, 1, 2, 3, 4][..(round % 5 + 1)]);
                 let run = replay.schedule(&mut ready);
@@ -631,65 +517,22 @@ mod tests {
         let mut fork = recorder.fork();
         let mut ready = ids(&[0, 1]);
         fork.schedule(&mut ready);
-        assert_eq!(fork.recording().unwrap().decisions().count(), 2);
-        assert_eq!(
-            fork.recording().unwrap().decisions().nth(1).unwrap().round,
-            1
-        );
+        let recording = fork.downcast_ref::<Recorder>().unwrap().recording();
+        assert_eq!(recording.decisions().count(), 2);
+        assert_eq!(recording.decisions().nth(1).unwrap().round, 1);
         assert_eq!(fork.name(), "pct(2, steps=10)");
     }
 
-    #[test]
-    fn ddmin_finds_a_minimal_subset() {
-        let items: Vec<u32> = (0..100).collect();
-        let mut tests = 0;
-        let kept = ddmin(items, |c| {
-            tests += 1;
-            c.contains(&17) && c.contains(&63)
-        });
-        assert_eq!(kept, [17, 63]);
-        assert!(tests < 100, "{tests} tests");
-    }
-
-    #[test]
-    fn shrink_keeps_only_the_decisive_choices() {
-        // "Fails" when task 3 is held back in some round in 40..60 and the
-        // third random number is odd.
-        let fails = |s: &Schedule| {
-            s.decisions()
-                .any(|d| (40..60).contains(&d.round) && d.hold && !d.order.contains(&3))
-                && s.randoms().get(2).is_some_and(|r| r % 2 == 1)
-        };
-        let mut schedule = Schedule::new();
-        for round in 0..100 {
-            schedule.push_round(round, &[round % 5, 1, 2], round % 3 == 0);
-        }
-        for r in 0..20 {
-            schedule.push_random(r * 7 + 1);
-        }
-        assert!(fails(&schedule));
-        let shrunk = shrink(&schedule, fails);
-        assert!(fails(&shrunk));
-        assert_eq!(shrunk.decisions().count(), 1);
-        let decision = shrunk.decisions().next().unwrap();
-        assert_eq!(decision.order.len(), 1);
-        assert_eq!(decision.round, 40, "moved as early as the failure allows");
-        assert_eq!(shrunk.randoms(), [0, 0, 15]);
-        let text = shrunk.describe(|s| (s == decision.order[0]).then(|| "writer".into()));
-        assert!(text.contains("round 40: only #"), "{text}");
-        assert!(text.contains("'writer'"), "{text}");
-    }
-
-    /// Runs five tasks that yield and draw random numbers under `strategy`;
+    /// Runs five tasks that yield and draw random numbers under `scheduler`;
     /// returns the digest and the recording, if any.
-    fn run(strategy: Box<dyn Strategy>) -> (String, Option<Schedule>) {
-        use crate::{Config, Executor};
+    fn run(scheduler: Box<dyn Scheduler>) -> (String, Option<Schedule>) {
+        use crate::{CoreConfig, Executor};
         use std::task::Poll;
-        let exec = Executor::new(Config {
+        let exec = Executor::new(CoreConfig {
             start: 0,
             cycle: 1_000,
             deadline: None,
-            strategy,
+            scheduler,
         });
         let core = exec.core().clone();
         let c = core.clone();
@@ -721,9 +564,9 @@ mod tests {
     #[test]
     fn replaying_a_recorded_run_reproduces_its_digest() {
         for inner in [
-            Box::new(Uniform::new(8)) as Box<dyn Strategy>,
+            Box::new(Uniform::new(8)) as Box<dyn Scheduler>,
             Box::new(Pct::new(8, 3, 20)),
-            Box::new(crate::Bytes::new(vec![3, 1, 4, 1, 5, 9, 2, 6])),
+            Box::new(crate::FuzzInput::new(vec![3, 1, 4, 1, 5, 9, 2, 6])),
         ] {
             let (plain, none) = run(inner.fork());
             assert!(none.is_none());
@@ -735,11 +578,5 @@ mod tests {
             let text: Schedule = schedule.to_string().parse().unwrap();
             assert_eq!(run(Box::new(Replay::new(text))).0, recorded);
         }
-    }
-
-    #[test]
-    fn shrink_returns_a_passing_schedule_unchanged() {
-        let schedule: Schedule = "1:2!".parse().unwrap();
-        assert_eq!(shrink(&schedule, |_| false), schedule);
     }
 }

@@ -199,8 +199,8 @@ mod tests {
     #[test]
     fn a_vacant_marker_costs_no_space() {
         // The vacant variant fits beside the slot's non-null pointers.
-        let slot = mem::size_of::<crate::arena::Slot>();
-        assert_eq!(mem::size_of::<Entry<crate::arena::Slot>>(), slot);
+        let slot = mem::size_of::<crate::task::Slot>();
+        assert_eq!(mem::size_of::<Entry<crate::task::Slot>>(), slot);
     }
 
     #[test]

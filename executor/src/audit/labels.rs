@@ -33,7 +33,7 @@ use std::{
     },
 };
 
-/// How many resolved spawns [`Labels::child`] checks before formatting a
+/// How many resolved spawns [`LabelTable::child`] checks before formatting a
 /// label and searching the table.
 const RECENT: usize = 8;
 
@@ -128,7 +128,7 @@ struct Recent {
 
 /// The label table of one executor.
 #[derive(Default)]
-pub(crate) struct Labels {
+pub(crate) struct LabelTable {
     /// By id.
     counts: Vec<Arc<Counts>>,
     index: BTreeMap<Arc<str>, LabelId>,
@@ -137,7 +137,7 @@ pub(crate) struct Labels {
     next: usize,
 }
 
-impl Labels {
+impl LabelTable {
     /// How many labels the table holds.
     pub(crate) fn len(&self) -> usize {
         self.counts.len()
@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn children_are_prefixed_through_the_recent_list() {
-        let mut labels = Labels::default();
+        let mut labels = LabelTable::default();
         let a = labels.intern("a");
         // More distinct spawns than the recent list holds, each made twice
         // in turn, so some hit and some miss; either way the same spawn
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn counts_follow_spawns_polls_and_finishes() {
-        let mut labels = Labels::default();
+        let mut labels = LabelTable::default();
         let (a, b) = (labels.intern("a"), labels.intern("b"));
         labels.spawned(a);
         labels.spawned(a);

@@ -1,8 +1,8 @@
-//! A strategy that reads every choice from a byte string: the bridge between
+//! A scheduler that reads every choice from a byte string: the bridge between
 //! a coverage-guided fuzzer and the scheduler.
 //!
 //! # What this module owns
-//! The [`Bytes`] strategy. Whenever a round has a real choice (two or more
+//! The [`FuzzInput`] scheduler. Whenever a round has a real choice (two or more
 //! ready tasks) it consumes input to pick the one task that runs in that
 //! round; the others are held back. Every random number the runtime hands
 //! out consumes eight bytes (little-endian). So the fuzzer's input *is* the
@@ -11,24 +11,25 @@
 //!
 //! # Invariants
 //! * A round with one ready task, or none, consumes nothing.
-//! * Once the input is used up the strategy falls back to a fixed default:
+//! * Once the input is used up the scheduler falls back to a fixed default:
 //!   every ready task runs, in ready order, and random numbers are zero
 //!   (missing bytes of a partly available number are zero). Every run
 //!   therefore ends, whatever the input.
 //! * The same input gives the same run.
 
-use crate::{arena::TaskId, scheduler::Strategy};
+use super::Scheduler;
+use crate::task::TaskId;
 use std::sync::Arc;
 
 /// Takes every scheduling choice and random number from a byte string.
 #[derive(Clone)]
-pub struct Bytes {
+pub struct FuzzInput {
     input: Arc<[u8]>,
     position: usize,
 }
 
-impl Bytes {
-    /// A strategy reading `input` from its start.
+impl FuzzInput {
+    /// A scheduler reading `input` from its start.
     pub fn new(input: impl Into<Arc<[u8]>>) -> Self {
         Self {
             input: input.into(),
@@ -52,7 +53,7 @@ impl Bytes {
     }
 }
 
-impl Strategy for Bytes {
+impl Scheduler for FuzzInput {
     fn name(&self) -> String {
         format!("bytes(len={})", self.input.len())
     }
@@ -75,7 +76,7 @@ impl Strategy for Bytes {
         u64::from_le_bytes(self.take::<8>())
     }
 
-    fn fork(&self) -> Box<dyn Strategy> {
+    fn fork(&self) -> Box<dyn Scheduler> {
         Box::new(self.clone())
     }
 }
@@ -94,7 +95,7 @@ mod tests {
 
     #[test]
     fn each_byte_picks_the_one_task_that_runs() {
-        let mut bytes = Bytes::new(vec![2, 7, 0]);
+        let mut bytes = FuzzInput::new(vec![2, 7, 0]);
         let mut ready = ids(4);
         assert_eq!(bytes.schedule(&mut ready), 1);
         assert_eq!(seqs(&ready), [2, 0, 1, 3], "others keep their order");
@@ -106,7 +107,7 @@ mod tests {
 
     #[test]
     fn single_tasks_consume_nothing_and_exhaustion_runs_all_in_order() {
-        let mut bytes = Bytes::new(vec![1]);
+        let mut bytes = FuzzInput::new(vec![1]);
         let mut one = ids(1);
         assert_eq!(bytes.schedule(&mut one), 1);
         assert!(!bytes.exhausted());
@@ -121,7 +122,7 @@ mod tests {
 
     #[test]
     fn random_numbers_are_little_endian_and_zero_padded() {
-        let mut bytes = Bytes::new(vec![1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xee]);
+        let mut bytes = FuzzInput::new(vec![1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xee]);
         assert_eq!(bytes.next_u64(), 1);
         let mut fork = bytes.fork();
         assert_eq!(bytes.next_u64(), 0xeeff);
@@ -131,7 +132,7 @@ mod tests {
 
     #[test]
     fn large_ready_sets_read_four_bytes() {
-        let mut bytes = Bytes::new(300u32.to_le_bytes().to_vec());
+        let mut bytes = FuzzInput::new(300u32.to_le_bytes().to_vec());
         let mut ready = ids(400);
         assert_eq!(bytes.schedule(&mut ready), 1);
         assert_eq!(ready[0].seq(), 300);

@@ -1,60 +1,92 @@
-//! Scheduling strategies: who runs in a round, in what order, and where the
-//! runtime's random numbers come from.
+//! Schedulers: who runs in a round, in what order, and where the runtime's
+//! random numbers come from.
 //!
 //! # What this module owns
-//! The [`Strategy`] trait and the default [`Uniform`] strategy (the others:
-//! [`Pct`](crate::Pct), [`Bytes`](crate::Bytes), [`Replay`](crate::Replay),
-//! and the [`Recorder`](crate::Recorder) wrapper). A strategy
-//! is the single source of every nondeterministic-looking choice in a run:
-//! the order of each round and every random number `Context` hands out. Same
-//! strategy state in, same run out.
+//! The [`Scheduler`] trait and the default [`Uniform`] scheduler; the others
+//! live beside it: [`Pct`] (`pct.rs`), [`FuzzInput`] (`fuzz_input.rs`),
+//! [`Replay`] and the [`Recorder`] wrapper (`record.rs`, with the
+//! [`Schedule`] they share), and [`shrink_schedule`] (`shrink.rs`). A
+//! scheduler is the single source of every nondeterministic-looking choice
+//! in a run: the order of each round and every random number `Context`
+//! hands out. Same scheduler state in, same run out.
 //!
 //! # Invariants
-//! * A strategy sees only deterministic inputs (task sequence numbers in
+//! * A scheduler sees only deterministic inputs (task sequence numbers in
 //!   ready-queue order), never addresses or clocks.
-//! * A strategy may hold tasks back (return fewer than all of them); the run
-//!   loop keeps them ready for the next round and time still advances.
+//! * A scheduler may hold tasks back (return fewer than all of them); the
+//!   run loop keeps them ready for the next round and time still advances.
+//! * The trait knows none of its implementations: code that needs one in
+//!   particular (`Core::recording` needs the [`Recorder`]) asks the boxed
+//!   scheduler for its concrete type (`dyn Scheduler::downcast_ref`).
 
-use crate::{arena::TaskId, schedule::Schedule};
+mod fuzz_input;
+mod pct;
+mod record;
+mod shrink;
+
+pub use fuzz_input::FuzzInput;
+pub use pct::{Pct, DEFAULT_STEPS as PCT_DEFAULT_STEPS};
+pub use record::{Decision, ParseError, Recorder, Replay, Schedule};
+pub use shrink::shrink_schedule;
+
+use crate::task::TaskId;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use std::any::Any;
 
 /// Chooses each round's tasks and supplies the run's random numbers.
-pub trait Strategy: Send {
-    /// A short description that, with the seed, identifies the strategy
+pub trait Scheduler: AsAny + Send {
+    /// A short description that, with the seed, identifies the scheduler
     /// (printed in failure messages so a run can be reproduced).
     fn name(&self) -> String;
 
     /// Reorders `ready` so that the tasks to poll this round come first, in
     /// polling order, and returns how many of them run. Tasks after that
     /// point stay ready for a later round. Returning 0 for a non-empty set is
-    /// allowed (time still advances) but a strategy must not do it forever.
+    /// allowed (time still advances) but a scheduler must not do it forever.
     fn schedule(&mut self, ready: &mut [TaskId]) -> usize;
 
     /// Next random number for the runtime's users.
     fn next_u64(&mut self) -> u64;
 
     /// An independent copy with the same state (used by `recover`).
-    fn fork(&self) -> Box<dyn Strategy>;
+    fn fork(&self) -> Box<dyn Scheduler>;
+}
 
-    /// The schedule recorded so far, if this strategy records one (see
-    /// [`Recorder`](crate::Recorder)).
-    fn recording(&self) -> Option<&Schedule> {
-        None
+impl dyn Scheduler {
+    /// This scheduler as a `T`, if that is its concrete type. Sees only the
+    /// outermost scheduler, not one a wrapper holds.
+    pub fn downcast_ref<T: Scheduler>(&self) -> Option<&T> {
+        AsAny::as_any(self).downcast_ref()
     }
 }
 
-/// Uniform in `0..n` from one draw (Lemire's multiply-shift; the tiny bias
-/// for huge `n` does not matter for scheduling).
-pub fn below(rng: &mut impl RngCore, n: usize) -> usize {
+/// Any `'static` type seen as [`Any`]: what lets a boxed [`Scheduler`] be
+/// asked for its concrete type (`dyn Scheduler::downcast_ref`). Implemented
+/// for every such type; a scheduler never implements it by hand.
+pub trait AsAny: Any {
+    /// `self` as [`Any`].
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any> AsAny for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Uniform in `0..n` from one draw, by Lemire's multiply-shift (the tiny
+/// bias for huge `n` does not matter for scheduling). Not the same draw as a
+/// modulo: the two give different values for the same random number.
+pub(crate) fn lemire_below(rng: &mut impl RngCore, n: usize) -> usize {
     ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize
 }
 
 /// Fisher-Yates shuffle driven by `rng`.
 #[inline]
-pub fn shuffle<T>(rng: &mut impl RngCore, items: &mut [T]) {
+pub(crate) fn shuffle<T>(rng: &mut impl RngCore, items: &mut [T]) {
     for i in (1..items.len()).rev() {
-        let j = below(rng, i + 1);
+        let j = lemire_below(rng, i + 1);
         items.swap(i, j);
     }
 }
@@ -67,7 +99,7 @@ pub struct Uniform {
 }
 
 impl Uniform {
-    /// A uniform strategy seeded with `seed`.
+    /// A uniform scheduler seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         Self {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
@@ -75,7 +107,7 @@ impl Uniform {
     }
 }
 
-impl Strategy for Uniform {
+impl Scheduler for Uniform {
     fn name(&self) -> String {
         "uniform".into()
     }
@@ -89,7 +121,7 @@ impl Strategy for Uniform {
         self.rng.next_u64()
     }
 
-    fn fork(&self) -> Box<dyn Strategy> {
+    fn fork(&self) -> Box<dyn Scheduler> {
         Box::new(self.clone())
     }
 }
@@ -138,7 +170,7 @@ mod tests {
     fn below_stays_in_range() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
         for n in 1..100 {
-            assert!(below(&mut rng, n) < n);
+            assert!(lemire_below(&mut rng, n) < n);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Probabilistic concurrency testing (PCT, Burckhardt et al., ASPLOS 2010).
 //!
 //! # What this module owns
-//! The [`Pct`] strategy. Every task gets a random priority when it is first
+//! The [`Pct`] scheduler. Every task gets a random priority when it is first
 //! seen; each round runs only the highest-priority ready task (one round is
 //! one *step*), so a ready task of lower priority is held back for as long as
 //! a higher one has work, however many rounds that takes. At `depth - 1`
@@ -22,8 +22,8 @@
 //!
 //! `steps` is an estimate of the program's length. Strict priorities starve
 //! any task below one that spins (`loop { yield }` waiting for it), so once
-//! the estimate is used up the strategy stops holding tasks back and runs
-//! every ready task each round in a random order, as [`Uniform`] does: a
+//! the estimate is used up the scheduler stops holding tasks back and runs
+//! every ready task each round in a random order, as [`Uniform`](super::Uniform) does: a
 //! program that outlives the estimate still finishes. Choose `steps` near
 //! the program's real length: too small and late steps are never preempted,
 //! too large and each change point is less likely to land where it matters.
@@ -38,17 +38,15 @@
 //! * Every random number comes from one seeded generator, drawn in a fixed
 //!   order (priority key, change points, then the run's numbers).
 
-use crate::{
-    arena::TaskId,
-    scheduler::{shuffle, Strategy},
-};
+use super::{shuffle, Scheduler};
+use crate::task::TaskId;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// Default estimate of a program's length in steps (polls).
 pub const DEFAULT_STEPS: u64 = 1_000;
 
-/// The PCT strategy: random task priorities with `depth - 1` priority change
+/// The PCT scheduler: random task priorities with `depth - 1` priority change
 /// points in the first `steps` steps, one task per round.
 #[derive(Clone)]
 pub struct Pct {
@@ -67,7 +65,7 @@ pub struct Pct {
 }
 
 impl Pct {
-    /// A PCT strategy seeded with `seed` that looks for bugs of depth
+    /// A PCT scheduler seeded with `seed` that looks for bugs of depth
     /// `depth` (at least 1) in programs of about `steps` polls.
     pub fn new(seed: u64, depth: usize, steps: u64) -> Self {
         let depth = depth.max(1);
@@ -126,7 +124,7 @@ impl Pct {
     }
 }
 
-impl Strategy for Pct {
+impl Scheduler for Pct {
     fn name(&self) -> String {
         if self.steps == DEFAULT_STEPS {
             format!("pct({})", self.depth)
@@ -165,7 +163,7 @@ impl Strategy for Pct {
         self.rng.next_u64()
     }
 
-    fn fork(&self) -> Box<dyn Strategy> {
+    fn fork(&self) -> Box<dyn Scheduler> {
         Box::new(self.clone())
     }
 }

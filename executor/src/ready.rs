@@ -1,0 +1,193 @@
+//! The ready queue: where woken tasks wait for the next round.
+//!
+//! # What this module owns
+//! [`ReadyQueue`]: wakes on the executor's own thread (the only
+//! deterministic ones) are appended to a local list in call order; wakes
+//! from any other thread go through a lock-free queue that the run loop
+//! drains at one defined point per round. [`EnterGuard`] is the run loop's
+//! proof that it runs the queue's executor on this thread.
+//!
+//! # Invariants
+//! * A task is in the ready set at most once: the `queued` mark is set by the
+//!   first wake and cleared by the executor just before it polls the task,
+//!   so a duplicate wake costs one load and nothing else. Only the
+//!   executor's thread touches `queued`.
+//! * A wake from another thread is never lost. It sets the task's `remote`
+//!   mark and, if that was clear, pushes the task's id to the remote queue;
+//!   the run loop clears the mark (a read-modify-write, so it reads the
+//!   waker's write and everything the waker did before it) and then treats
+//!   the entry as a wake of its own. The waker never decides from `queued`,
+//!   which the executor clears with a plain store just before polling: a
+//!   waker reading a stale `queued == true` would skip a wake the poll
+//!   already missed (the store-buffer race).
+//! * A wake on the executor's thread takes no atomic read-modify-write;
+//!   only wakes from other threads do. Waking allocates nothing once the
+//!   local list has grown to the program's usual number of ready tasks.
+
+use crate::task::{Header, TaskId};
+use crossbeam_queue::SegQueue;
+use std::{
+    cell::{Cell, UnsafeCell},
+    marker::PhantomData,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+thread_local! {
+    /// The ready queue of the executor running on this thread, if any.
+    static CURRENT: Cell<*const ReadyQueue> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Tasks woken since the run loop last looked.
+#[derive(Default)]
+pub(crate) struct ReadyQueue {
+    /// Wakes made on the thread running this queue's executor. Only that
+    /// thread touches it: through `push` while `CURRENT` points here, or
+    /// through the [`EnterGuard`] it holds. Needs no lock.
+    local: UnsafeCell<Vec<TaskId>>,
+    /// Wakes from every other thread.
+    remote: SegQueue<TaskId>,
+    /// Whether an [`EnterGuard`] exists (at most one at a time).
+    entered: AtomicBool,
+}
+
+// SAFETY: `remote` and `entered` are thread-safe. `local` is only accessed
+// by the single thread that holds this queue's `EnterGuard` (`enter` refuses
+// a second guard), and on that thread only while `CURRENT` points here or
+// through the guard itself; no access hands out a reference that outlives
+// the call, so accesses never overlap.
+unsafe impl Sync for ReadyQueue {}
+
+impl ReadyQueue {
+    /// Whether this thread runs this queue's executor right now.
+    fn is_current(&self) -> bool {
+        CURRENT.with(|current| std::ptr::eq(current.get(), self))
+    }
+
+    /// Wakes `task`. On the executor's own thread (whose wakes are the
+    /// deterministic ones) the task joins the local list unless its
+    /// `queued` mark says it is in the ready set already, with a plain load
+    /// and store of the mark. From any other thread the task's id goes to
+    /// the remote queue unless its `remote` mark says an entry waits there
+    /// already (see the module invariants).
+    #[inline]
+    pub(crate) fn wake(&self, task: &Header) {
+        if !self.is_current() {
+            return self.wake_remote(task);
+        }
+        if task.marks.mark_queued() {
+            // SAFETY: checked just above.
+            unsafe { self.push_local(task.id()) };
+        }
+    }
+
+    /// [`ReadyQueue::wake`] from a thread not running the executor.
+    #[cold]
+    #[inline(never)]
+    fn wake_remote(&self, task: &Header) {
+        if task.marks.mark_remote() {
+            self.remote.push(task.id());
+        }
+    }
+
+    /// Appends to the local wakes.
+    ///
+    /// # Safety
+    /// `self.is_current()` must hold.
+    ///
+    /// Written as a store into spare capacity with growth out of line, so
+    /// the wake it is inlined into makes no call on its usual paths and
+    /// needs no saved registers (a duplicate wake is then a few loads).
+    #[inline]
+    unsafe fn push_local(&self, id: TaskId) {
+        // SAFETY: `CURRENT` points here only on the thread holding this
+        // queue's unique `EnterGuard` (see the `Sync` impl), as the caller
+        // checked; the borrow ends before this call returns.
+        let local = unsafe { &mut *self.local.get() };
+        let len = local.len();
+        match local.spare_capacity_mut().first_mut() {
+            Some(slot) => {
+                slot.write(id);
+                // SAFETY: the element at `len` was just initialized, and
+                // `len < capacity` (it was spare).
+                unsafe { local.set_len(len + 1) };
+            }
+            None => grow_and_push(local, id),
+        }
+    }
+
+    /// Marks this queue as the current thread's executor queue until the
+    /// guard is dropped. Panics if the executor is already running (on this
+    /// thread or another): one executor, one run loop.
+    pub(crate) fn enter(&self) -> EnterGuard<'_> {
+        if self.entered.swap(true, Ordering::Acquire) {
+            panic!("this executor is already running (a run loop cannot be re-entered)");
+        }
+        let previous = CURRENT.with(|current| current.replace(self as *const Self));
+        EnterGuard {
+            previous,
+            queue: self,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// Appends `id` to a full list (out of line: rare once the list has grown).
+#[cold]
+#[inline(never)]
+fn grow_and_push(local: &mut Vec<TaskId>, id: TaskId) {
+    local.push(id);
+}
+
+/// Proof that the current thread runs a queue's executor: the only way to
+/// read the local wakes. Restores the previous current queue on drop
+/// (executors may nest, e.g. a deterministic runtime started from inside
+/// another one's task).
+pub(crate) struct EnterGuard<'a> {
+    previous: *const ReadyQueue,
+    queue: &'a ReadyQueue,
+    /// The guard must be dropped on the thread that created it.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl EnterGuard<'_> {
+    /// Moves every woken task into `out`: local wakes in the order they
+    /// happened, then the wakes from other threads that `accept` takes in
+    /// (it clears the task's remote mark and says whether the task joins
+    /// the ready set now, see `Marks::accept_remote_wake` in `task/marks.rs`).
+    #[inline]
+    pub(crate) fn drain_into(&self, out: &mut Vec<TaskId>, mut accept: impl FnMut(TaskId) -> bool) {
+        // SAFETY: we are the queue's unique guard, on its thread (the guard
+        // is not `Send`); nothing else borrows `local` during this call.
+        let local = unsafe { &mut *self.queue.local.get() };
+        if out.is_empty() {
+            // Usual case: hand over the buffer instead of copying it.
+            std::mem::swap(out, local);
+        } else {
+            out.append(local);
+        }
+        // Checking first is cheaper than a failed `pop`, the usual case.
+        if !self.queue.remote.is_empty() {
+            while let Some(id) = self.queue.remote.pop() {
+                if accept(id) {
+                    out.push(id);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        // SAFETY: as in `drain_into`.
+        let local = unsafe { &*self.queue.local.get() };
+        local.is_empty() && self.queue.remote.is_empty()
+    }
+}
+
+impl Drop for EnterGuard<'_> {
+    fn drop(&mut self) {
+        CURRENT.with(|current| current.set(self.previous));
+        self.queue.entered.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests;

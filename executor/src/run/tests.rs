@@ -1,0 +1,287 @@
+//! Run-loop tests: ordering, time, stalls, timeouts, panics, held-back
+//! tasks, successors, and the state lock between rounds.
+
+use super::*;
+use crate::{
+    test_support::{executor, run_ok, yield_now, DropFlag, MS},
+    Scheduler, TaskId, Uniform,
+};
+use parking_lot::Mutex;
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
+
+fn interleaving(seed: u64) -> (Vec<usize>, String) {
+    let exec = executor(seed);
+    let core = exec.core().clone();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let done = Arc::new(AtomicUsize::new(0));
+    let (l, d, c) = (log.clone(), done.clone(), core.clone());
+    run_ok(&exec, async move {
+        for i in 0..5 {
+            let (l, d) = (l.clone(), d.clone());
+            c.spawn("t", async move {
+                for _ in 0..3 {
+                    l.lock().push(i);
+                    yield_now().await;
+                }
+                d.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        while d.load(Ordering::SeqCst) < 5 {
+            yield_now().await;
+        }
+    });
+    let log = log.lock().clone();
+    (log, core.digest())
+}
+
+#[test]
+fn same_seed_same_run_different_seed_different_run() {
+    assert_eq!(interleaving(1), interleaving(1));
+    let distinct: std::collections::BTreeSet<_> = (0..20).map(|s| interleaving(s).0).collect();
+    assert!(distinct.len() > 10);
+}
+
+/// Enough tasks for the run loop to prefetch (`PREFETCH_MIN_TASKS`), each
+/// yielding, sleeping and finishing: returns every task's wake-up time in
+/// the order they woke, and the digest.
+fn crowd(seed: u64) -> (Vec<(u64, usize)>, String) {
+    let exec = executor(seed);
+    let core = exec.core().clone();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (l, c) = (log.clone(), core.clone());
+    run_ok(&exec, async move {
+        let handles: Vec<_> = (0..PREFETCH_MIN_TASKS + 1000)
+            .map(|i| {
+                let (l, c2) = (l.clone(), c.clone());
+                c.spawn("crowd", async move {
+                    yield_now().await;
+                    c2.sleep_until(c2.now() + (i as u64 * 7919 % 1000) * MS)
+                        .await;
+                    l.lock().push((c2.now(), i));
+                    yield_now().await;
+                    i
+                })
+            })
+            .collect();
+        for (i, handle) in handles.into_iter().enumerate() {
+            assert_eq!(handle.await, Ok(i));
+        }
+    });
+    let log = log.lock().clone();
+    (log, core.digest())
+}
+
+#[test]
+fn a_crowd_runs_the_same_with_prefetching() {
+    let (log, digest) = crowd(3);
+    assert_eq!(log.len(), PREFETCH_MIN_TASKS + 1000);
+    assert!(
+        log.windows(2).all(|w| w[0].0 <= w[1].0),
+        "woken in time order"
+    );
+    assert_eq!(crowd(3), (log.clone(), digest));
+    assert_ne!(crowd(4).0, log, "another seed, another order");
+}
+
+#[test]
+fn time_advances_by_cycle_and_skips_when_idle() {
+    let exec = executor(0);
+    let core = exec.core().clone();
+    let c = core.clone();
+    run_ok(&exec, async move {
+        assert_eq!(c.now(), 0);
+        yield_now().await;
+        assert_eq!(c.now(), MS, "one round passed");
+        c.sleep_until(10_000 * MS).await;
+        assert_eq!(c.now(), 10_000 * MS, "skipped straight to the deadline");
+        c.sleep_until(0).await; // past deadline resolves at once
+        assert_eq!(c.now(), 10_000 * MS);
+    });
+    assert!(core.finished());
+}
+
+#[test]
+fn stall_lists_pending_tasks() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    let result = exec.run("root", async move {
+        c.spawn("stuck", std::future::pending::<()>());
+        c.sleep_until(5 * MS).await;
+        std::future::pending::<()>().await;
+    });
+    match result {
+        Err(failure @ Failure::Stalled(_)) => {
+            let message = failure.to_string();
+            assert!(message.starts_with("runtime stalled"), "{message}");
+            assert!(message.contains("root (task #0)"), "{message}");
+            assert!(message.contains("stuck (task #1)"), "{message}");
+            assert!(message.contains("last polled"), "{message}");
+        }
+        _ => panic!("expected a stall"),
+    }
+}
+
+#[test]
+fn timeout_is_checked_each_round() {
+    let exec = Executor::new(CoreConfig {
+        start: 0,
+        cycle: MS,
+        deadline: Some(10 * MS),
+        scheduler: Box::new(Uniform::new(0)),
+    });
+    let c = exec.core().clone();
+    let c2 = c.clone();
+    let result = exec.run("root", async move {
+        c2.sleep_until(1_000 * MS).await;
+    });
+    assert!(matches!(result, Err(Failure::Timeout(m)) if m.starts_with("runtime timeout")));
+    assert_eq!(
+        c.now(),
+        1_000 * MS,
+        "time skipping lands past the deadline, then the check fires"
+    );
+}
+
+#[test]
+fn panics_are_reported_with_the_label() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    let result = exec.run("root", async move {
+        c.spawn("bad", async { panic!("boom") });
+        std::future::pending::<()>().await;
+    });
+    match result {
+        Err(failure @ Failure::Panic { .. }) => {
+            assert_eq!(failure.to_string(), "task 'bad' panicked: boom");
+            assert!(format!("{failure:?}").contains("\"boom\""));
+            let Failure::Panic { label, payload } = failure else {
+                unreachable!()
+            };
+            assert_eq!(label, "bad");
+            assert_eq!(*payload.downcast::<&str>().unwrap(), "boom");
+        }
+        _ => panic!("expected a panic"),
+    }
+}
+
+#[test]
+fn leftover_tasks_are_dropped_when_root_finishes() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    run_ok(&exec, async move {
+        let flag = DropFlag(d);
+        c.spawn("forever", async move {
+            let _flag = flag;
+            std::future::pending::<()>().await;
+        });
+        c.sleep_until(u64::MAX / 2).await;
+    });
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    assert_eq!(exec.core().tasks(), 0);
+    assert_eq!(exec.core().timers(), 0);
+}
+
+/// Holds the task with the highest sequence number back for `rounds` rounds.
+struct HoldLast {
+    rounds: usize,
+    inner: Uniform,
+}
+
+impl Scheduler for HoldLast {
+    fn name(&self) -> String {
+        "hold-last".into()
+    }
+    fn schedule(&mut self, ready: &mut [TaskId]) -> usize {
+        ready.sort();
+        if self.rounds > 0 && ready.len() > 1 {
+            self.rounds -= 1;
+            ready.len() - 1
+        } else {
+            ready.len()
+        }
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+    fn fork(&self) -> Box<dyn Scheduler> {
+        Box::new(HoldLast {
+            rounds: self.rounds,
+            inner: self.inner.clone(),
+        })
+    }
+}
+
+#[test]
+fn held_back_tasks_stay_ready_and_time_advances() {
+    let exec = Executor::new(CoreConfig {
+        start: 0,
+        cycle: MS,
+        deadline: None,
+        scheduler: Box::new(HoldLast {
+            rounds: 5,
+            inner: Uniform::new(0),
+        }),
+    });
+    let c = exec.core().clone();
+    let first_poll = Arc::new(Mutex::new(None));
+    let f = first_poll.clone();
+    run_ok(&exec, async move {
+        let c2 = c.clone();
+        c.spawn("late", async move {
+            *f.lock() = Some(c2.now());
+        });
+        for _ in 0..10 {
+            yield_now().await;
+        }
+    });
+    // Spawned in round 0, ready from round 1, held in rounds 1-5, run in round 6.
+    assert_eq!(
+        *first_poll.lock(),
+        Some(6 * MS),
+        "held for five rounds, then run"
+    );
+}
+
+#[test]
+fn successor_keeps_time_digest_and_random_stream() {
+    let exec = executor(9);
+    let c = exec.core().clone();
+    let c2 = c.clone();
+    run_ok(&exec, async move {
+        c2.sleep_until(7 * MS).await;
+    });
+    let before = c.digest();
+    let next = c.successor();
+    assert_eq!(next.core().now(), c.now());
+    assert_eq!(next.core().digest(), before);
+    assert_eq!(next.core().next_u64(), c.next_u64());
+    assert!(!next.core().finished());
+}
+
+#[test]
+fn other_threads_reach_the_state_between_rounds() {
+    let exec = executor(0);
+    let c = exec.core().clone();
+    run_ok(&exec, async move {
+        let done = Arc::new(AtomicUsize::new(0));
+        let (c2, d) = (c.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            // Blocks until the run loop lets go of the state between rounds.
+            let now = c2.now();
+            d.store(1, Ordering::SeqCst);
+            now
+        });
+        let mut rounds = 0;
+        while done.load(Ordering::SeqCst) == 0 {
+            rounds += 1;
+            assert!(rounds < 10_000_000, "the thread never got the state");
+            yield_now().await;
+        }
+        assert!(thread.join().unwrap() <= c.now());
+    });
+}
