@@ -16,16 +16,18 @@
 //! # Invariants
 //! * A task spawned with name `b` by a task labelled `a` is labelled `a_b`;
 //!   a task spawned outside any task, or by a task with an empty label, is
-//!   labelled `b`. [`child_label`] and [`is_child_label`] are the only
-//!   place the root crate spells that rule (the executor applies it to the
-//!   deterministic runtime's labels).
+//!   labelled `b`. The executor's `child_label` and `is_child_label` are
+//!   the only place the workspace spells that rule: the deterministic
+//!   runtime's executor applies it to its own labels, and the Tokio backend
+//!   calls them through the re-export here.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, gauge::Gauge},
     registry::Registry,
 };
-use std::borrow::Cow;
+
+pub(crate) use commonware_executor::{child_label, is_child_label};
 
 /// The label set of the task metrics: the task's label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -132,53 +134,5 @@ impl IoMetrics {
         );
         drop(registry);
         metrics
-    }
-}
-
-/// The label that prefixes the label of a task spawned by a task labelled
-/// `parent`: `parent` itself, unless there is none or it is empty.
-#[inline]
-fn prefix(parent: Option<&str>) -> Option<&str> {
-    parent.filter(|parent| !parent.is_empty())
-}
-
-/// The label of a task spawned with `name` by a task labelled `parent`
-/// (`None`: outside any task): `parent_name`, or `name` alone when
-/// [`prefix`] gives none.
-pub(crate) fn child_label<'a>(parent: Option<&str>, name: &'a str) -> Cow<'a, str> {
-    match prefix(parent) {
-        Some(parent) => Cow::Owned(format!("{parent}_{name}")),
-        None => Cow::Borrowed(name),
-    }
-}
-
-/// Whether `label` is the [`child_label`] of `name` under `parent`, without
-/// building it.
-pub(crate) fn is_child_label(label: &str, parent: Option<&str>, name: &str) -> bool {
-    match prefix(parent) {
-        None => label == name,
-        Some(parent) => {
-            label
-                .strip_prefix(parent)
-                .and_then(|rest| rest.strip_prefix('_'))
-                == Some(name)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn child_labels_are_prefixed_unless_the_parent_is_empty() {
-        assert_eq!(child_label(Some("a"), "b"), "a_b");
-        assert_eq!(child_label(None, "a_b"), "a_b");
-        assert_eq!(child_label(Some(""), "b"), "b");
-        assert!(is_child_label("a_b", None, "a_b"));
-        assert!(is_child_label("b", Some(""), "b"));
-        assert!(is_child_label("a_b_c", Some("a"), "b_c"));
-        assert!(!is_child_label("a_b", Some("a"), "c"));
-        assert!(!is_child_label("ab", Some("a"), "b"));
     }
 }

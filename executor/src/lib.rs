@@ -50,7 +50,7 @@ mod test_support;
 
 pub use audit::{
     digest::{self, Digest, Trace, TraceEvent},
-    labels::LabelStats,
+    labels::{child_label, is_child_label, LabelStats},
 };
 pub use core::{Core, CoreConfig};
 pub use run::{CrashPoint, Executor, Failure};

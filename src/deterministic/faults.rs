@@ -482,11 +482,11 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn core(seed: u64) -> Core {
-        commonware_executor::Executor::new(commonware_executor::Config {
+        commonware_executor::Executor::new(commonware_executor::CoreConfig {
             start: 0,
             cycle: 1,
             deadline: None,
-            strategy: Box::new(Uniform::new(seed)),
+            scheduler: Box::new(Uniform::new(seed)),
         })
         .core()
         .clone()

@@ -213,7 +213,7 @@ impl Runtime {
     fn report_failure(&self, task: Option<&str>, message: &str) {
         let line = FailureLine {
             seed: self.seed,
-            strategy: &self.core.strategy_name(),
+            strategy: &self.core.scheduler_name(),
             message,
             task,
             time: Duration::from_nanos(self.core.now()),
@@ -237,7 +237,7 @@ impl Executor {
     /// `cfg.strategy` builds (`run` wraps it in a recorder).
     fn build(
         cfg: Config,
-        scheduler: Box<dyn commonware_executor::Strategy>,
+        scheduler: Box<dyn commonware_executor::Scheduler>,
     ) -> (Runner, Context, Arc<Auditor>) {
         if cfg.timeout.is_some() && cfg.cycle == Duration::default() {
             panic!("cycle duration must be non-zero when timeout is set");
@@ -245,11 +245,11 @@ impl Executor {
         let deadline = cfg
             .timeout
             .map(|timeout| nanos_or_panic(timeout, "timeout"));
-        let executor = commonware_executor::Executor::new(commonware_executor::Config {
+        let executor = commonware_executor::Executor::new(commonware_executor::CoreConfig {
             start: 0,
             cycle: nanos_or_panic(cfg.cycle, "cycle"),
             deadline,
-            strategy: scheduler,
+            scheduler,
         });
         let task_counts = TaskCounts::register(&cfg.registry);
         let metrics = Arc::new(IoMetrics::init(&cfg.registry));
@@ -316,13 +316,13 @@ impl Runner {
         F::Output: Send + 'static,
     {
         let halt = match halt {
-            Halt::AfterPolls(polls) => commonware_executor::Halt::AfterPolls(polls),
-            Halt::At(at) => commonware_executor::Halt::At(nanos_or_panic(at, "halt time")),
+            Halt::AfterPolls(polls) => commonware_executor::CrashPoint::AfterPolls(polls),
+            Halt::At(at) => commonware_executor::CrashPoint::At(nanos_or_panic(at, "halt time")),
         };
         self.run(f, Some(halt))
     }
 
-    fn run<F>(self, f: F, halt: Option<commonware_executor::Halt>) -> Option<F::Output>
+    fn run<F>(self, f: F, halt: Option<commonware_executor::CrashPoint>) -> Option<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,

@@ -74,7 +74,7 @@ where
     if !fails(schedule) {
         return None;
     }
-    let shrunk = commonware_executor::shrink(schedule, fails);
+    let shrunk = commonware_executor::shrink_schedule(schedule, fails);
     let (result, context) = replay(&shrunk, Observe::Events);
     let failure = result.err()?;
     let trace = context.core().trace().unwrap_or_default();

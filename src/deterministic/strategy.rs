@@ -13,7 +13,7 @@
 //! * A strategy's `Display` is the executor strategy's own name, so the
 //!   name printed in a failure line is the one that reproduces it.
 
-use commonware_executor::{Bytes, Pct, Replay, Uniform};
+use commonware_executor::{FuzzInput, Pct, Replay, Uniform};
 use std::{fmt, sync::Arc};
 
 pub use commonware_executor::{ParseError, Schedule, PCT_DEFAULT_STEPS};
@@ -61,12 +61,12 @@ impl Strategy {
     }
 
     /// The executor strategy for a run seeded with `seed`.
-    pub(super) fn build(&self, seed: u64) -> Box<dyn commonware_executor::Strategy> {
+    pub(super) fn build(&self, seed: u64) -> Box<dyn commonware_executor::Scheduler> {
         match self {
             Self::Uniform => Box::new(Uniform::new(seed)),
             Self::Pct { depth, steps: 0 } => Box::new(Pct::new(seed, *depth, PCT_DEFAULT_STEPS)),
             Self::Pct { depth, steps } => Box::new(Pct::new(seed, *depth, *steps)),
-            Self::Bytes(bytes) => Box::new(Bytes::new(bytes.clone())),
+            Self::Bytes(bytes) => Box::new(FuzzInput::new(bytes.clone())),
             Self::Replay(schedule) => Box::new(Replay::new(schedule.clone())),
         }
     }

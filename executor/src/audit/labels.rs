@@ -175,10 +175,7 @@ impl LabelTable {
         {
             return recent.label;
         }
-        let full = match parent {
-            Some(parent) => Cow::Owned(format!("{}_{name}", self.name(parent))),
-            None => Cow::Borrowed(name),
-        };
+        let full = child_label(parent.map(|parent| self.name(parent)), name);
         let label = self.intern(&full);
         self.recent[self.next] = Some(Recent {
             parent,
@@ -192,7 +189,7 @@ impl LabelTable {
     /// The label that prefixes a child of a task labelled `parent`: none
     /// for an empty label (or no parent).
     pub(crate) fn prefix(&self, parent: Option<LabelId>) -> Option<LabelId> {
-        parent.filter(|&id| !self.name(id).is_empty())
+        parent.filter(|&id| prefix(Some(self.name(id))).is_some())
     }
 
     pub(crate) fn name(&self, id: LabelId) -> &str {
@@ -236,6 +233,37 @@ impl LabelTable {
             bump(&fresh.polls, counts.polls.load(Ordering::Relaxed));
         }
         next
+    }
+}
+
+/// The label that prefixes the label of a task spawned by a task labelled
+/// `parent`: `parent` itself, unless there is none or it is empty.
+#[inline]
+fn prefix(parent: Option<&str>) -> Option<&str> {
+    parent.filter(|parent| !parent.is_empty())
+}
+
+/// The label of a task spawned with `name` by a task labelled `parent`
+/// (`None`: outside any task): `parent_name`, or `name` alone when
+/// [`prefix`] gives none.
+pub fn child_label<'a>(parent: Option<&str>, name: &'a str) -> Cow<'a, str> {
+    match prefix(parent) {
+        Some(parent) => Cow::Owned(format!("{parent}_{name}")),
+        None => Cow::Borrowed(name),
+    }
+}
+
+/// Whether `label` is the [`child_label`] of `name` under `parent`, without
+/// building it.
+pub fn is_child_label(label: &str, parent: Option<&str>, name: &str) -> bool {
+    match prefix(parent) {
+        None => label == name,
+        Some(parent) => {
+            label
+                .strip_prefix(parent)
+                .and_then(|rest| rest.strip_prefix('_'))
+                == Some(name)
+        }
     }
 }
 
@@ -314,5 +342,17 @@ mod tests {
             1,
             "the old table is apart"
         );
+    }
+
+    #[test]
+    fn child_labels_are_prefixed_unless_the_parent_is_empty() {
+        assert_eq!(child_label(Some("a"), "b"), "a_b");
+        assert_eq!(child_label(None, "a_b"), "a_b");
+        assert_eq!(child_label(Some(""), "b"), "b");
+        assert!(is_child_label("a_b", None, "a_b"));
+        assert!(is_child_label("b", Some(""), "b"));
+        assert!(is_child_label("a_b_c", Some("a"), "b_c"));
+        assert!(!is_child_label("a_b", Some("a"), "c"));
+        assert!(!is_child_label("ab", Some("a"), "b"));
     }
 }

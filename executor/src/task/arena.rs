@@ -240,7 +240,7 @@ mod tests {
         assert_eq!(arena.drain().len(), 4);
         let counted = arena.labels.published().counted();
         let running: u64 = counted.iter().map(|(_, s)| s.running).sum();
-        assert_eq!(running, 0, "drained tasks are no longer running");
+        assert_eq!(running, 0, "drained tasks do not count as running");
     }
 
     /// Polls the task in `id`'s slot as the run loop does.
