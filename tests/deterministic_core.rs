@@ -414,8 +414,9 @@ fn overflowing_sleep_panics_with_a_clear_message() {
         });
     });
     let message = panic_message(result);
+    assert!(message.contains("sleep duration"), "{message}");
     assert!(
-        message.contains("overflows the deterministic clock"),
+        message.contains("passes the end of virtual time"),
         "{message}"
     );
 }
@@ -426,10 +427,145 @@ fn overflowing_timeout_panics_with_a_clear_message() {
         Executor::timed(Duration::MAX);
     });
     let message = panic_message(result);
-    assert!(message.contains("timeout"), "{message}");
+    assert!(message.contains("Config::timeout"), "{message}");
     assert!(
-        message.contains("overflows the deterministic clock"),
+        message.contains("passes the end of virtual time"),
         "{message}"
+    );
+}
+
+/// The panic message of `f`, which must panic.
+fn panic_of(f: impl FnOnce()) -> String {
+    panic_message(catch_unwind(AssertUnwindSafe(f)))
+}
+
+#[test]
+fn arguments_past_the_end_of_virtual_time_are_rejected_where_given() {
+    let end = Duration::from_nanos(u64::MAX / 2);
+    let message = panic_of(|| {
+        Executor::init(Config {
+            cycle: Duration::from_nanos(u64::MAX),
+            ..Config::default()
+        });
+    });
+    assert!(message.contains("Config::cycle"), "{message}");
+    // The largest cycle the clock allows is accepted, and a run with it
+    // ends with a timeout naming the end of time, not an overflow.
+    let message = panic_of(|| {
+        let (executor, context, _) = Executor::init(Config {
+            cycle: end,
+            ..Config::default()
+        });
+        drop(context);
+        executor.start(async move {
+            loop {
+                reschedule().await;
+            }
+        });
+    });
+    assert!(
+        message.contains("runtime timeout: virtual time passed its end"),
+        "{message}"
+    );
+    // Deadlines and durations, named as the caller wrote them, at the call.
+    let message = panic_of(|| {
+        let (_, context, _) = Executor::default();
+        drop(context.sleep_until(UNIX_EPOCH + Duration::from_nanos(u64::MAX)));
+    });
+    assert!(message.contains("sleep_until deadline"), "{message}");
+    let (_, context, _) = Executor::default();
+    drop(context.sleep_until(UNIX_EPOCH + end));
+    let message = panic_of(|| drop(context.sleep(end + Duration::from_nanos(1))));
+    assert!(message.contains("sleep duration"), "{message}");
+    let message = panic_of(|| {
+        Executor::init(Config {
+            faults: deterministic::Faults {
+                network: deterministic::LinkFaults {
+                    latency: Duration::MAX,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..Config::default()
+        });
+    });
+    assert!(message.contains("Faults::network"), "{message}");
+    assert!(message.contains("latency"), "{message}");
+    let message = panic_of(|| {
+        let (_, context, _) = Executor::default();
+        let mut faults = deterministic::Faults::default();
+        faults.storage.read = f64::NAN;
+        context.set_faults(faults);
+    });
+    assert!(message.contains("Faults::storage.read"), "{message}");
+}
+
+#[test]
+fn a_crash_point_past_the_end_of_virtual_time_never_comes() {
+    let (runner, context, _) = Executor::default();
+    let output = runner.start_until(deterministic::Halt::At(Duration::MAX), async move {
+        context.sleep(Duration::from_secs(3600)).await;
+        7
+    });
+    assert_eq!(output, Some(7));
+}
+
+// ---- A runtime that has ended fails fast ----
+
+#[test]
+fn spawn_after_the_run_ended_resolves_to_closed_at_once() {
+    let (executor, context, _) = Executor::default();
+    executor.start(async {});
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let handle = context.spawn("late", async move {
+        flag.store(true, Ordering::SeqCst);
+    });
+    assert_eq!(handle.now_or_never(), Some(Err(Error::Closed)));
+    assert!(!ran.load(Ordering::SeqCst));
+}
+
+#[test]
+fn spawn_after_a_failed_run_resolves_to_closed_at_once() {
+    let config = Config::default();
+    let (executor, context, _) = Executor::init(config);
+    let spawner = context.clone();
+    let result = catch_unwind(AssertUnwindSafe(move || {
+        executor.start(async move { panic!("boom") });
+    }));
+    assert!(result.is_err());
+    let handle = spawner.spawn("late", async { 1 });
+    assert_eq!(handle.now_or_never(), Some(Err(Error::Closed)));
+}
+
+#[test]
+fn sleep_after_the_run_ended_panics_instead_of_hanging() {
+    let (executor, context, _) = Executor::default();
+    let late = context.clone();
+    executor.start(async move { context.sleep(Duration::from_millis(5)).await });
+    // Due already: completes.
+    assert_eq!(
+        late.sleep_until(UNIX_EPOCH + Duration::from_millis(1))
+            .now_or_never(),
+        Some(())
+    );
+    let message = panic_of(|| {
+        let _ = late.sleep(Duration::from_millis(1)).now_or_never();
+    });
+    assert!(message.contains("runtime that has ended"), "{message}");
+}
+
+#[test]
+fn a_recovered_runtime_runs_what_its_new_context_spawns() {
+    let (runner, context, _) = Executor::default();
+    runner.start(async {});
+    let old = context.clone();
+    let (runner, context, _) = context.recover();
+    let value = runner.start(async move { context.spawn("child", async { 5 }).await });
+    assert_eq!(value, Ok(5));
+    assert_eq!(
+        old.spawn("late", async {}).now_or_never(),
+        Some(Err(Error::Closed))
     );
 }
 

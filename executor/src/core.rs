@@ -35,7 +35,7 @@ use crate::{
     ready::ReadyQueue,
     scheduler::{Recorder, Schedule, Scheduler},
     task::{self, Arena, JoinHandle, TaskId},
-    time::wheel::Wheel,
+    time::{wheel::Wheel, END_OF_TIME},
 };
 use parking_lot::ReentrantMutex;
 use std::{
@@ -52,9 +52,10 @@ use std::{
 
 /// How an executor runs.
 pub struct CoreConfig {
-    /// Virtual time (ns since the epoch) at which the run starts.
+    /// Virtual time (ns since the epoch) at which the run starts; at most
+    /// [`END_OF_TIME`].
     pub start: u64,
-    /// Virtual time added after every round (ns).
+    /// Virtual time added after every round (ns); at most [`END_OF_TIME`].
     pub cycle: u64,
     /// Virtual time at or after which a round panics with `runtime timeout`.
     pub deadline: Option<u64>,
@@ -76,6 +77,9 @@ pub(crate) struct State {
     pub(crate) current_aborted: bool,
     pub(crate) root: Option<TaskId>,
     pub(crate) finished: bool,
+    /// The run is over, whatever ended it: later spawns never run (their
+    /// handles close at once) and later sleeps would never fire (they panic).
+    pub(crate) ended: bool,
     pub(crate) polls: u64,
 }
 
@@ -149,6 +153,12 @@ pub struct Core {
 impl Core {
     /// A core with no tasks, configured by `config`.
     pub(crate) fn new(config: CoreConfig) -> Self {
+        assert!(
+            config.cycle <= END_OF_TIME && config.start <= END_OF_TIME,
+            "CoreConfig: cycle ({} ns) and start ({} ns) must not pass END_OF_TIME",
+            config.cycle,
+            config.start
+        );
         let state = State {
             arena: Arena::default(),
             wheel: Wheel::new(config.start),
@@ -159,6 +169,7 @@ impl Core {
             current_aborted: false,
             root: None,
             finished: false,
+            ended: false,
             polls: 0,
         };
         Self::from_state(state, config.cycle, config.deadline)
@@ -232,6 +243,11 @@ impl Core {
     {
         let guard = self.shared.state.lock();
         let mut state = guard.borrow_mut();
+        if state.ended {
+            drop(state);
+            drop(guard);
+            return task::spawn_closed(future, self.shared.clone());
+        }
         let parent = state.parent_label();
         let now = state.now;
         let State { arena, digest, .. } = &mut *state;
@@ -356,6 +372,7 @@ impl Core {
             current_aborted: false,
             root: None,
             finished: false,
+            ended: false,
             polls: 0,
         };
         Core::from_state(next, self.shared.cycle, self.shared.deadline)

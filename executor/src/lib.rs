@@ -59,4 +59,4 @@ pub use scheduler::{
     Scheduler, Uniform, PCT_DEFAULT_STEPS,
 };
 pub use task::{Canceled, JoinHandle, TaskId};
-pub use time::Sleep;
+pub use time::{Sleep, END_OF_TIME};

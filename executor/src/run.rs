@@ -33,6 +33,7 @@ use crate::{
     core::{Core, CoreConfig, State, Wake},
     ready::EnterGuard,
     task::{Slot, TaskId},
+    time::END_OF_TIME,
 };
 use parking_lot::ReentrantMutexGuard;
 use std::{
@@ -182,12 +183,21 @@ impl Executor {
         F::Output: Send + 'static,
     {
         let shared = &*self.core.shared;
+        assert!(
+            !shared.state.lock().borrow().ended,
+            "an executor runs once: continue from `Core::continued`"
+        );
         let queue = shared.queue.enter();
         let mut root = self.core.spawn(label, root);
         shared.state.lock().borrow_mut().root = Some(root.id());
         let result = self.run_loop(&queue, crash_point);
-        if let Ok(false) = result {
-            shared.state.lock().borrow_mut().finished = true;
+        {
+            let guard = shared.state.lock();
+            let mut state = guard.borrow_mut();
+            state.ended = true;
+            if let Ok(false) = result {
+                state.finished = true;
+            }
         }
         drop(queue);
         self.core.clear();
@@ -224,6 +234,12 @@ impl Executor {
                         return Ok(false);
                     }
                 }
+                if state.now > END_OF_TIME {
+                    return Err(Failure::Timeout(format!(
+                        "runtime timeout: virtual time passed its end, {:?} after the epoch",
+                        Duration::from_nanos(END_OF_TIME)
+                    )));
+                }
                 batch.clear();
                 if !held.is_empty() {
                     batch.append(&mut held);
@@ -250,11 +266,9 @@ impl Executor {
             // Advance time, skip ahead when idle, fire due timers.
             let pending_timers = {
                 let mut state = round.borrow_mut();
-                let ticked = state.now.checked_add(shared.cycle).unwrap_or_else(|| {
-                    panic!(
-                        "virtual time overflowed (it is kept in u64 nanoseconds since the epoch)"
-                    )
-                });
+                // Cannot overflow: `now` is at most `END_OF_TIME` (checked
+                // below) and so is `cycle` (checked by `Core::new`).
+                let ticked = state.now + shared.cycle;
                 let mut now = ticked;
                 state.wheel.expire(now, &mut fired);
                 // Only an idle run looks for the next deadline (which costs

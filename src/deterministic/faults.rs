@@ -35,7 +35,7 @@
 //!   order.
 
 use super::{auditor::kind, Context};
-use commonware_executor::Core;
+use commonware_executor::{Core, END_OF_TIME};
 use parking_lot::Mutex;
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -165,6 +165,49 @@ impl Faults {
             .unwrap_or(self.storage)
     }
 
+    /// Panics, naming the setting, if one is out of range: a probability
+    /// outside `0.0..=1.0` (or NaN), or a link whose latency plus jitter
+    /// passes the end of virtual time (a send over it could never arrive).
+    fn check(&self) {
+        let links = std::iter::once((String::from("network"), &self.network)).chain(
+            self.links
+                .iter()
+                .map(|((from, to), link)| (format!("links[({from}, {to})]"), link)),
+        );
+        for (name, link) in links {
+            check_probability(&format!("Faults::{name}.dial_failure"), link.dial_failure);
+            check_probability(&format!("Faults::{name}.reset"), link.reset);
+            let delay = link.latency.saturating_add(link.jitter);
+            if delay > Duration::from_nanos(END_OF_TIME) {
+                panic!(
+                    "Faults::{name}: latency {:?} plus jitter {:?} passes the end of virtual time ({:?} after the epoch)",
+                    link.latency,
+                    link.jitter,
+                    Duration::from_nanos(END_OF_TIME)
+                );
+            }
+        }
+        let partitions = std::iter::once((String::from("storage"), &self.storage)).chain(
+            self.storage_partitions
+                .iter()
+                .map(|(partition, faults)| (format!("storage_partitions[{partition:?}]"), faults)),
+        );
+        for (name, storage) in partitions {
+            for (field, p) in [
+                ("open", storage.open),
+                ("read", storage.read),
+                ("write", storage.write),
+                ("sync", storage.sync),
+                ("truncate", storage.truncate),
+                ("remove", storage.remove),
+                ("corrupt", storage.corrupt),
+                ("misdirect", storage.misdirect),
+            ] {
+                check_probability(&format!("Faults::{name}.{field}"), p);
+            }
+        }
+    }
+
     fn network_active(&self) -> bool {
         self.network.active() || self.links.values().any(LinkFaults::active)
     }
@@ -182,7 +225,9 @@ pub enum Halt {
     AfterPolls(u64),
     /// At the first scheduling round that starts at or after this virtual
     /// time (since the epoch). An idle runtime skips ahead to exactly this
-    /// time, not past it; a busy one halts within one `cycle` of it.
+    /// time, not past it; a busy one halts within one `cycle` of it. A time
+    /// past the end of virtual time (about 292 years, `Duration::MAX`
+    /// included) never comes: the run goes on as under `start`.
     At(Duration),
 }
 
@@ -276,6 +321,13 @@ pub(crate) fn chance(core: &Core, p: f64) -> bool {
     }
     // 53 random bits, as a uniform float in [0, 1).
     ((core.next_u64() >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < p
+}
+
+/// Panics, naming `setting`, unless `p` is a probability.
+fn check_probability(setting: &str, p: f64) {
+    if !(0.0..=1.0).contains(&p) {
+        panic!("{setting} is {p}, not a probability in 0.0..=1.0");
+    }
 }
 
 /// A uniform number in `0..n` (`n > 0`; `n == 1` draws nothing).
@@ -377,6 +429,7 @@ impl Injector {
 
     /// Replaces the settings (partitions in force stay).
     pub(crate) fn set(&self, faults: Faults) {
+        faults.check();
         // Lock order: settings, then cuts.
         let mut config = self.config.lock();
         let cut = !self.cuts.lock().pairs.is_empty();

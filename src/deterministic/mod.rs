@@ -85,7 +85,7 @@ pub use sweep::{explore, ExploreError, Sweep, SweepError, Swept};
 
 use crate::{metrics::IoMetrics, Handle, Signal, Signaler};
 use auditor::kind;
-use commonware_executor::{Core, Failure};
+use commonware_executor::{Core, Failure, END_OF_TIME};
 use failure::{panic_message, FailureLine};
 use governor::clock::{Clock as GClock, ReasonablyRealtime};
 use metrics::TaskCounts;
@@ -117,9 +117,13 @@ pub struct Config {
 
     /// The cycle duration determines how much time is advanced after each iteration of the event
     /// loop. This is useful to prevent starvation if some task never yields.
+    /// At most the end of virtual time (about 292 years): `init` panics,
+    /// naming it, otherwise.
     pub cycle: Duration,
 
     /// If the runtime is still executing at this point (i.e. a test hasn't stopped), panic.
+    /// At most the end of virtual time (about 292 years): `init` panics,
+    /// naming it, otherwise.
     pub timeout: Option<Duration>,
 
     /// How tasks are scheduled and where random numbers come from (default:
@@ -145,14 +149,24 @@ impl Default for Config {
     }
 }
 
-/// `duration` in nanoseconds, the unit of the virtual clock; panics, naming
-/// `what`, if it does not fit (the clock does not saturate: a sleep or
-/// timeout past its end is a bug in the caller).
+/// `duration` in nanoseconds, the unit of the virtual clock, unless it
+/// passes the end of virtual time ([`END_OF_TIME`], about 292 years).
 #[inline]
-fn nanos_or_panic(duration: Duration, what: &str) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or_else(|_| {
-        panic!("{what} of {duration:?} overflows the deterministic clock (u64 nanoseconds since the epoch, about 584 years)")
-    })
+fn virtual_nanos(duration: Duration) -> Option<u64> {
+    u64::try_from(duration.as_nanos())
+        .ok()
+        .filter(|&nanos| nanos <= END_OF_TIME)
+}
+
+/// The panic for a duration or instant given by the user that the virtual
+/// clock cannot reach; `what` names the argument.
+#[cold]
+#[inline(never)]
+fn past_end_of_time(what: &str, value: Duration) -> ! {
+    panic!(
+        "{what} of {value:?} passes the end of virtual time ({:?} after the epoch)",
+        Duration::from_nanos(END_OF_TIME)
+    )
 }
 
 /// State of one runtime instance (a `recover` makes a new one).
@@ -242,12 +256,13 @@ impl Executor {
         if cfg.timeout.is_some() && cfg.cycle == Duration::default() {
             panic!("cycle duration must be non-zero when timeout is set");
         }
-        let deadline = cfg
-            .timeout
-            .map(|timeout| nanos_or_panic(timeout, "timeout"));
+        let deadline = cfg.timeout.map(|timeout| {
+            virtual_nanos(timeout).unwrap_or_else(|| past_end_of_time("Config::timeout", timeout))
+        });
         let executor = commonware_executor::Executor::new(commonware_executor::CoreConfig {
             start: 0,
-            cycle: nanos_or_panic(cfg.cycle, "cycle"),
+            cycle: virtual_nanos(cfg.cycle)
+                .unwrap_or_else(|| past_end_of_time("Config::cycle", cfg.cycle)),
             deadline,
             scheduler,
         });
@@ -317,7 +332,11 @@ impl Runner {
     {
         let halt = match halt {
             Halt::AfterPolls(polls) => commonware_executor::CrashPoint::AfterPolls(polls),
-            Halt::At(at) => commonware_executor::CrashPoint::At(nanos_or_panic(at, "halt time")),
+            // A crash point the clock never reaches never comes.
+            Halt::At(at) => match virtual_nanos(at) {
+                Some(at) => commonware_executor::CrashPoint::At(at),
+                None => return self.run(f, None),
+            },
         };
         self.run(f, Some(halt))
     }
@@ -447,20 +466,19 @@ impl crate::Clock for Context {
     #[inline]
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
         let core = self.core();
-        let deadline = core
-            .now()
-            .checked_add(nanos_or_panic(duration, "sleep duration"))
-            .unwrap_or_else(|| {
-                panic!("sleep of {duration:?} overflows the deterministic clock (u64 nanoseconds since the epoch)")
-            });
+        let deadline = virtual_nanos(duration)
+            .map(|nanos| core.now() + nanos)
+            .filter(|&deadline| deadline <= END_OF_TIME)
+            .unwrap_or_else(|| past_end_of_time("sleep duration", duration));
         core.sleep_until(deadline)
     }
 
     fn sleep_until(&self, deadline: SystemTime) -> impl Future<Output = ()> + Send + 'static {
         // A deadline before the epoch is in the past: it resolves at once.
         let since_epoch = deadline.duration_since(UNIX_EPOCH).unwrap_or_default();
-        self.core()
-            .sleep_until(nanos_or_panic(since_epoch, "sleep deadline"))
+        let deadline = virtual_nanos(since_epoch)
+            .unwrap_or_else(|| past_end_of_time("sleep_until deadline", since_epoch));
+        self.core().sleep_until(deadline)
     }
 }
 

@@ -97,7 +97,11 @@ fn leaving_restores_the_outer_queue() {
     }
     waker(&inner_task).wake();
     assert!(outer_guard.is_empty(), "inner's wake is not outer's");
-    assert_eq!(queue(&inner).remote.len(), 1, "inner is not the current executor");
+    assert_eq!(
+        queue(&inner).remote.len(),
+        1,
+        "inner is not the current executor"
+    );
 }
 
 #[test]

@@ -4,12 +4,16 @@
 use super::*;
 use crate::{
     test_support::{executor, run_ok, yield_now, DropFlag, MS},
-    Scheduler, TaskId, Uniform,
+    Canceled, Scheduler, TaskId, Uniform,
 };
 use parking_lot::Mutex;
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
+use std::{
+    pin::Pin,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{Context, Poll, Waker},
 };
 
 fn interleaving(seed: u64) -> (Vec<usize>, String) {
@@ -284,4 +288,65 @@ fn other_threads_reach_the_state_between_rounds() {
         }
         assert!(thread.join().unwrap() <= c.now());
     });
+}
+
+#[test]
+fn an_ended_run_closes_later_spawns_and_refuses_a_second_run() {
+    let exec = executor(0);
+    let core = exec.core().clone();
+    assert!(exec.run("root", async {}).is_ok(), "the root completes");
+    let mut late = core.spawn("late", async { 1 });
+    let mut cx = Context::from_waker(Waker::noop());
+    assert_eq!(
+        Pin::new(&mut late).poll(&mut cx),
+        Poll::Ready(Err(Canceled))
+    );
+    assert_eq!(core.tasks(), 0, "the late task never entered the arena");
+    let again = catch_unwind(AssertUnwindSafe(|| exec.run("root", async {})));
+    assert!(again.is_err(), "a second run of one executor panics");
+}
+
+#[test]
+fn a_sleep_polled_after_the_run_ended_panics_with_a_message() {
+    let exec = executor(0);
+    let core = exec.core().clone();
+    assert!(exec.run("root", async {}).is_ok(), "the root completes");
+    let mut sleep = core.sleep_until(core.now() + MS);
+    let mut cx = Context::from_waker(Waker::noop());
+    let panic = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut sleep).poll(&mut cx)))
+        .expect_err("the sleep panics");
+    let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(message.contains("runtime that has ended"), "{message}");
+}
+
+#[test]
+fn a_run_whose_time_passes_its_end_times_out() {
+    let exec = Executor::new(CoreConfig {
+        start: 0,
+        cycle: END_OF_TIME,
+        deadline: None,
+        scheduler: Box::new(Uniform::new(0)),
+    });
+    let result = exec.run("root", async {
+        loop {
+            yield_now().await;
+        }
+    });
+    let Err(Failure::Timeout(message)) = result else {
+        panic!("expected a timeout");
+    };
+    assert!(message.contains("virtual time passed its end"), "{message}");
+}
+
+#[test]
+fn a_cycle_past_the_end_of_time_is_refused() {
+    let refused = catch_unwind(|| {
+        Executor::new(CoreConfig {
+            start: 0,
+            cycle: END_OF_TIME + 1,
+            deadline: None,
+            scheduler: Box::new(Uniform::new(0)),
+        })
+    });
+    assert!(refused.is_err());
 }

@@ -97,6 +97,7 @@ pub(crate) use arena::{Arena, Slot};
 pub(crate) use header::Header;
 pub use id::TaskId;
 pub use join::{Canceled, JoinHandle};
+pub(crate) use raw::spawn_closed;
 #[cfg(test)]
 pub(crate) use raw::{spawn, OwnedTask};
 pub(crate) use waker::task_of;

@@ -167,6 +167,20 @@ where
     )
 }
 
+/// The join handle of a task spawned after its executor's run ended: the
+/// task never enters an arena and its future is dropped at once, so the
+/// handle resolves to `Canceled` on its first poll instead of waiting for a
+/// run that will never come. Its id names no slot and no spawn order.
+pub(crate) fn spawn_closed<F>(future: F, shared: Arc<Shared>) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (task, handle) = spawn(future, TaskId::new(u32::MAX, u64::MAX), shared);
+    drop(task);
+    handle
+}
+
 /// The reference that owns a task's future (one per task).
 pub(crate) struct OwnedTask {
     header: NonNull<Header>,

@@ -91,6 +91,11 @@ impl Sleep {
             self.completed();
             return Poll::Ready(());
         }
+        if state.ended {
+            drop(state);
+            drop(guard);
+            ended_runtime_sleep();
+        }
         let shared = &*self.core.shared;
         let stale = match self.timer.and_then(|id| state.wheel.get_mut(id)) {
             Some(wake) if wake.will_wake(cx.waker(), shared) => None,
@@ -117,6 +122,14 @@ impl Sleep {
         let waker = self.core.shared.state.lock().borrow_mut().wheel.cancel(id);
         drop(waker);
     }
+}
+
+/// A sleep polled after its executor's run ended would never fire: say so
+/// rather than hang whoever awaits it.
+#[cold]
+#[inline(never)]
+fn ended_runtime_sleep() -> ! {
+    panic!("sleep on a runtime that has ended: its run is over and virtual time no longer moves (use the context `recover()` returns)")
 }
 
 impl Drop for Sleep {
