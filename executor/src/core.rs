@@ -436,6 +436,7 @@ impl Wake {
     }
 
     /// The task of this executor it wakes, if that is what it wakes.
+    #[inline]
     pub(crate) fn task(&self) -> Option<TaskId> {
         match self {
             Wake::Task(id) => Some(*id),
@@ -445,6 +446,7 @@ impl Wake {
 
     /// Wakes the task (a finished one is skipped). Called with the state
     /// lock held but not borrowed: a foreign waker may call back in.
+    #[inline]
     pub(crate) fn wake(self, state: &RefCell<State>) {
         match self {
             Wake::Task(id) => {

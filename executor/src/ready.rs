@@ -58,7 +58,10 @@ pub(crate) struct ReadyQueue {
 unsafe impl Sync for ReadyQueue {}
 
 impl ReadyQueue {
-    /// Whether this thread runs this queue's executor right now.
+    /// Whether this thread runs this queue's executor right now. Inline:
+    /// every wake asks, and the task vtable that wakes lives in another
+    /// module (so, in a release build, possibly another codegen unit).
+    #[inline]
     fn is_current(&self) -> bool {
         CURRENT.with(|current| std::ptr::eq(current.get(), self))
     }

@@ -40,6 +40,7 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    #[inline]
     pub(crate) fn id(&self) -> TaskId {
         self.task.header().id()
     }
@@ -94,6 +95,7 @@ impl Arena {
 
     /// Notes that task `id` is polled at `now` and counts the poll; `None`
     /// if the id is stale (the task finished or was aborted since).
+    #[inline]
     pub(crate) fn begin_poll(&mut self, id: TaskId, now: u64) -> Option<Poller> {
         let slot = self.get_mut(id)?;
         slot.last_polled = now;
@@ -109,12 +111,14 @@ impl Arena {
         self.labels.name(slot.label)
     }
 
+    #[inline]
     pub(crate) fn get(&self, id: TaskId) -> Option<&Slot> {
         self.slots
             .get(id.index as usize)
             .filter(|slot| slot.id() == id)
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, id: TaskId) -> Option<&mut Slot> {
         self.slots
             .get_mut(id.index as usize)
@@ -139,6 +143,7 @@ impl Arena {
     /// touch soon: the task block of `near` and the slot of `far`. `near`'s
     /// slot is read to find its block, so it should have been `far` a few
     /// calls ago.
+    #[inline]
     pub(crate) fn prefetch(&self, near: Option<TaskId>, far: Option<TaskId>) {
         if let Some(slot) = near.and_then(|id| self.slots.get(id.index as usize)) {
             slots::prefetch(slot.task.header());
@@ -162,6 +167,7 @@ impl Arena {
         self.next_seq
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }

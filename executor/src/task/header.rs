@@ -54,6 +54,7 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    #[inline]
     pub(crate) fn id(&self) -> TaskId {
         TaskId::new(self.index, self.seq)
     }

@@ -57,12 +57,14 @@ impl Marks {
 
     /// Called by the run loop right before polling: wakes during or after
     /// the poll enqueue the task again.
+    #[inline]
     pub(crate) fn clear_queued(&self) {
         self.queued.store(false, Ordering::Relaxed);
     }
 
     /// Sets the mark of an entry waiting in the remote queue, from any
     /// thread; returns whether it was clear, i.e. whether to push one.
+    #[inline]
     pub(crate) fn mark_remote(&self) -> bool {
         !self.remote.swap(true, Ordering::AcqRel)
     }
@@ -71,6 +73,7 @@ impl Marks {
     /// thread: returns whether the task joins the ready set now (it is not
     /// already in it). See `ReadyQueue::wake` for why the remote mark is
     /// cleared with a read-modify-write.
+    #[inline]
     pub(crate) fn accept_remote_wake(&self) -> bool {
         let was_set = self.remote.swap(false, Ordering::AcqRel);
         debug_assert!(was_set, "a remote entry without its remote mark");

@@ -193,12 +193,14 @@ unsafe impl Send for OwnedTask {}
 
 impl OwnedTask {
     /// The task's header, alive for as long as this owner is.
+    #[inline]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: we own a count, so the block is alive while `self` is.
         unsafe { self.header.as_ref() }
     }
 
     /// What the run loop polls the task through, without holding its slot.
+    #[inline]
     pub(crate) fn poller(&self) -> Poller {
         Poller {
             header: self.header,
@@ -223,6 +225,7 @@ impl Poller {
     /// # Safety
     /// The task's `OwnedTask` must stay alive, and nothing else may touch
     /// its future, until this returns.
+    #[inline]
     pub(crate) unsafe fn poll(self) -> bool {
         // SAFETY: the `OwnedTask` keeps the block alive (caller's promise).
         let header = unsafe { self.header.as_ref() };
