@@ -31,32 +31,53 @@
 //! * `task/`: what a task is, its heap block, wakers, join handles, the
 //!   arena of live tasks.
 //! * `ready.rs`: the ready queue woken tasks wait in.
+//! * `wake.rs`: the marks and the remote queue through which a wake from
+//!   another thread reaches the run loop, and the loom models of that
+//!   protocol; `sync.rs`: the atomics it is built on (loom's, for the models).
 //! * `time/`: the timer wheel over virtual time and [`Sleep`].
 //! * `scheduler/`: who runs in each round, and the run's random numbers.
 //! * `audit/`: the event digest and the label counts.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+// Under `--cfg loom` only the wake protocol is built, for its models
+// (`wake.rs`); the rest of the executor cannot run under loom.
+#![cfg_attr(loom, allow(dead_code))]
 
+#[cfg(not(loom))]
 mod audit;
+#[cfg(not(loom))]
 mod core;
+#[cfg(not(loom))]
 mod ready;
+#[cfg(not(loom))]
 mod run;
+#[cfg(not(loom))]
 mod scheduler;
+mod sync;
+#[cfg(not(loom))]
 mod task;
+#[cfg(not(loom))]
 mod time;
+mod wake;
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod test_support;
 
+#[cfg(not(loom))]
 pub use audit::{
     digest::{self, Digest, Trace, TraceEvent},
     labels::{child_label, is_child_label, LabelStats},
 };
+#[cfg(not(loom))]
 pub use core::{Core, CoreConfig};
+#[cfg(not(loom))]
 pub use run::{CrashPoint, Executor, Failure};
+#[cfg(not(loom))]
 pub use scheduler::{
     shrink_schedule, AsAny, Decision, FuzzInput, ParseError, Pct, Recorder, Replay, Schedule,
     Scheduler, Uniform, PCT_DEFAULT_STEPS,
 };
+#[cfg(not(loom))]
 pub use task::{Canceled, JoinHandle, TaskId};
+#[cfg(not(loom))]
 pub use time::{Sleep, END_OF_TIME};

@@ -3,29 +3,26 @@
 //! # What this module owns
 //! [`ReadyQueue`]: wakes on the executor's own thread (the only
 //! deterministic ones) are appended to a local list in call order; wakes
-//! from any other thread go through a lock-free queue that the run loop
-//! drains at one defined point per round. [`EnterGuard`] is the run loop's
-//! proof that it runs the queue's executor on this thread.
+//! from any other thread go through a lock-free queue (`wake.rs`) that the
+//! run loop drains at one defined point per round. [`EnterGuard`] is the
+//! run loop's proof that it runs the queue's executor on this thread.
 //!
 //! # Invariants
 //! * A task is in the ready set at most once: the `queued` mark is set by the
 //!   first wake and cleared by the executor just before it polls the task,
 //!   so a duplicate wake costs one load and nothing else. Only the
 //!   executor's thread touches `queued`.
-//! * A wake from another thread is never lost. It sets the task's `remote`
-//!   mark and, if that was clear, pushes the task's id to the remote queue;
-//!   the run loop clears the mark (a read-modify-write, so it reads the
-//!   waker's write and everything the waker did before it) and then treats
-//!   the entry as a wake of its own. The waker never decides from `queued`,
-//!   which the executor clears with a plain store just before polling: a
-//!   waker reading a stale `queued == true` would skip a wake the poll
-//!   already missed (the store-buffer race).
+//! * A wake from another thread is never lost: it goes through the task's
+//!   `remote` mark and the remote queue, never through `queued` (`wake.rs`
+//!   holds that protocol, why it never loses a wake, and its loom models).
 //! * A wake on the executor's thread takes no atomic read-modify-write;
 //!   only wakes from other threads do. Waking allocates nothing once the
 //!   local list has grown to the program's usual number of ready tasks.
 
-use crate::task::{Header, TaskId};
-use crossbeam_queue::SegQueue;
+use crate::{
+    task::{Header, TaskId},
+    wake::{Marks, RemoteQueue},
+};
 use std::{
     cell::{Cell, UnsafeCell},
     marker::PhantomData,
@@ -45,7 +42,7 @@ pub(crate) struct ReadyQueue {
     /// through the [`EnterGuard`] it holds. Needs no lock.
     local: UnsafeCell<Vec<TaskId>>,
     /// Wakes from every other thread.
-    remote: SegQueue<TaskId>,
+    remote: RemoteQueue<TaskId>,
     /// Whether an [`EnterGuard`] exists (at most one at a time).
     entered: AtomicBool,
 }
@@ -87,9 +84,7 @@ impl ReadyQueue {
     #[cold]
     #[inline(never)]
     fn wake_remote(&self, task: &Header) {
-        if task.marks.mark_remote() {
-            self.remote.push(task.id());
-        }
+        self.remote.wake(&task.marks, || task.id());
     }
 
     /// Appends to the local wakes.
@@ -154,11 +149,15 @@ pub(crate) struct EnterGuard<'a> {
 
 impl EnterGuard<'_> {
     /// Moves every woken task into `out`: local wakes in the order they
-    /// happened, then the wakes from other threads that `accept` takes in
-    /// (it clears the task's remote mark and says whether the task joins
-    /// the ready set now, see `Marks::accept_remote_wake` in `task/marks.rs`).
+    /// happened, then the wakes from other threads that join the ready set
+    /// now (see [`RemoteQueue::drain_into`]; `marks_of` finds a live task's
+    /// marks).
     #[inline]
-    pub(crate) fn drain_into(&self, out: &mut Vec<TaskId>, mut accept: impl FnMut(TaskId) -> bool) {
+    pub(crate) fn drain_into<'a>(
+        &self,
+        out: &mut Vec<TaskId>,
+        marks_of: impl FnMut(TaskId) -> Option<&'a Marks>,
+    ) {
         // SAFETY: we are the queue's unique guard, on its thread (the guard
         // is not `Send`); nothing else borrows `local` during this call.
         let local = unsafe { &mut *self.queue.local.get() };
@@ -168,14 +167,7 @@ impl EnterGuard<'_> {
         } else {
             out.append(local);
         }
-        // Checking first is cheaper than a failed `pop`, the usual case.
-        if !self.queue.remote.is_empty() {
-            while let Some(id) = self.queue.remote.pop() {
-                if accept(id) {
-                    out.push(id);
-                }
-            }
-        }
+        self.queue.remote.drain_into(out, marks_of);
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -246,9 +246,7 @@ impl Executor {
                 }
                 let arena = &state.arena;
                 queue.drain_into(&mut batch, |id| {
-                    arena
-                        .get(id)
-                        .is_some_and(|slot| slot.task.header().marks.accept_remote_wake())
+                    arena.get(id).map(|slot| &slot.task.header().marks)
                 });
                 let run = state.scheduler.schedule(&mut batch).min(batch.len());
                 state.digest.event(digest::kind::ROUND, run as u64);

@@ -4,6 +4,7 @@
 use crate::{
     ready::ReadyQueue,
     task::{JoinHandle, OwnedTask, TaskId},
+    wake::Marks,
     CoreConfig, Executor, Uniform,
 };
 use std::{
@@ -78,16 +79,16 @@ pub(crate) fn unqueued_task(exec: &Executor, index: u32) -> (OwnedTask, JoinHand
 /// Drains `queue` as the run loop does, with `tasks` as the live ones.
 pub(crate) fn drained(queue: &ReadyQueue, tasks: &[&OwnedTask]) -> Vec<TaskId> {
     let mut out = Vec::new();
-    queue.enter().drain_into(&mut out, accept(tasks));
+    queue.enter().drain_into(&mut out, marks_of(tasks));
     out
 }
 
-/// Takes in remote wakes of `tasks` as the run loop does.
-pub(crate) fn accept<'a>(tasks: &'a [&'a OwnedTask]) -> impl FnMut(TaskId) -> bool + 'a {
+/// Finds the marks of `tasks` for the drain, as the run loop does.
+pub(crate) fn marks_of<'a>(tasks: &'a [&'a OwnedTask]) -> impl FnMut(TaskId) -> Option<&'a Marks> {
     |id| {
         tasks
             .iter()
             .find(|task| task.header().id() == id)
-            .is_some_and(|task| task.header().marks.accept_remote_wake())
+            .map(|task| &task.header().marks)
     }
 }

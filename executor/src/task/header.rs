@@ -16,10 +16,10 @@
 //!   unused weak count: eight bytes a task, which keeps a small task's block
 //!   within the allocator's cheapest size classes.
 //! * The ready-set marks change only through the transitions of
-//!   [`Marks`] (`marks.rs`).
+//!   [`Marks`] (`wake.rs`).
 
-use super::{id::TaskId, marks::Marks};
-use crate::core::Shared;
+use super::id::TaskId;
+use crate::{core::Shared, wake::Marks};
 use std::{
     ptr::NonNull,
     sync::{

@@ -35,7 +35,7 @@
 //!    the owner goes into a new arena slot, and the task is woken: it is
 //!    polled in a later round, never inside the spawn.
 //! 2. **Ready.** A wake puts the task's id in its executor's ready queue
-//!    once (`ready.rs`, guarded by the header's marks).
+//!    once (`ready.rs`, guarded by the header's marks, `wake.rs`).
 //! 3. **Poll.** The run loop takes the ready set, lets the scheduler order
 //!    it, and polls each task through its [`Poller`] with a borrowed waker.
 //!    The task is the state's `current` task for the whole poll.
@@ -68,7 +68,7 @@
 //! * **Wakers on any thread.** A waker only touches the header: the marks,
 //!   the count and the executor's ready queue, all thread-safe. A wake from
 //!   a thread not running the executor goes through the lock-free remote
-//!   queue; see `ready.rs` for why such a wake is never lost.
+//!   queue; see `wake.rs` for why such a wake is never lost.
 //! * **Join handles on any thread.** A handle touches the header and the
 //!   join state, which sits behind a lock; the output it takes is `Send`.
 //! * **Freeing.** Counting follows `Arc`'s protocol: every release is a
@@ -88,7 +88,6 @@ mod arena;
 mod header;
 mod id;
 mod join;
-mod marks;
 mod raw;
 pub(crate) mod slots;
 pub(crate) mod waker;

@@ -31,10 +31,9 @@ use super::{
     header::{Header, TaskVTable},
     id::TaskId,
     join::{Join, JoinHandle, Prefix},
-    marks::Marks,
     waker::WakerRef,
 };
-use crate::core::Shared;
+use crate::{core::Shared, wake::Marks};
 use parking_lot::Mutex;
 use std::{
     cell::UnsafeCell,
