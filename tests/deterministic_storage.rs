@@ -3,11 +3,13 @@
 //! on", a model-based check of random operation sequences, and determinism
 //! of a mixed storage workload (same seed, same auditor state, also in
 //! another process). `edges` holds the table of offsets and lengths at the
-//! edges.
+//! edges, `stale` the handles whose blob was removed.
 
 mod common;
 #[path = "deterministic_storage/edges.rs"]
 mod edges;
+#[path = "deterministic_storage/stale.rs"]
+mod stale;
 
 use commonware_runtime::{
     deterministic::{Blob as DBlob, Context, Executor},
