@@ -2,12 +2,17 @@
 //! lists under "Deterministic storage" and "What published dependents rely
 //! on", a model-based check of random operation sequences, and determinism
 //! of a mixed storage workload (same seed, same auditor state, also in
-//! another process).
+//! another process). `edges` holds the table of offsets and lengths at the
+//! edges, `stale` the handles whose blob was removed.
 
 mod common;
+#[path = "deterministic_storage/edges.rs"]
+mod edges;
+#[path = "deterministic_storage/stale.rs"]
+mod stale;
 
 use commonware_runtime::{
-    deterministic::{Blob as DBlob, Context, Executor, MAX_BLOB_LEN},
+    deterministic::{Blob as DBlob, Context, Executor},
     Blob, Error, Runner, Spawner, Storage,
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
@@ -298,36 +303,6 @@ fn removed_blob_reopens_empty_and_cannot_be_synced() {
 
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[test]
-fn overflowing_offsets_are_errors() {
-    run(|context| async move {
-        let blob = context.open("p", b"b").await.unwrap();
-        assert_eq!(
-            blob.write_at(b"ab", u64::MAX - 1).await,
-            Err(Error::OffsetOverflow)
-        );
-        assert_eq!(
-            blob.write_at(b"a", MAX_BLOB_LEN).await,
-            Err(Error::OffsetOverflow)
-        );
-        assert_eq!(
-            blob.read_at(&mut [0u8; 2], u64::MAX).await,
-            Err(Error::OffsetOverflow)
-        );
-        assert_eq!(
-            blob.truncate(u64::MAX).await,
-            Err(Error::BlobTruncateFailed("p".into(), hex_of(b"b")))
-        );
-        assert_eq!(blob.len().await.unwrap(), 0);
-        // Large but allowed lengths cost nothing until written.
-        blob.truncate(MAX_BLOB_LEN).await.unwrap();
-        let mut buf = [1u8; 8];
-        blob.read_at(&mut buf, MAX_BLOB_LEN - 8).await.unwrap();
-        assert_eq!(buf, [0u8; 8]);
-        blob.truncate(0).await.unwrap();
-    });
 }
 
 #[test]

@@ -1,15 +1,21 @@
 //! [`Blob`]: a handle on one opened blob, and what its clones share.
 //!
 //! # Invariants
-//! * Clones share one volatile state (like one file descriptor behind a
-//!   lock); `sync` and `close` publish it to the blob the handle opened,
-//!   never to a later blob of the same name (`BlobMissing` after a remove).
+//! * Clones share one volatile state and one blob identity (like one file
+//!   descriptor behind a lock); `sync` and `close` publish it to the blob
+//!   with that identity, never to a later blob of the same name: once the
+//!   blob is removed they fail with `BlobMissing` (`PartitionMissing` while
+//!   the partition does not exist), as tokio's `sync` of an unlinked file
+//!   does. The other operations work on the handle's own copy regardless,
+//!   as reads and writes through a descriptor of an unlinked file do.
 //! * Every operation is folded into the auditor, writes with their payload;
 //!   the handle is named in it by the sequence number `open` gave it.
 //! * Lock order: a handle's state, then the disk.
 //! * With torn writes on, the last clone to go away without publishing
 //!   publishes a prefix of its unsynced changes chosen by the seed, as if
-//!   they had reached the disk before the power went.
+//!   they had reached the disk before the power went; if its blob was
+//!   removed, the prefix is still drawn (so the seed's stream of draws does
+//!   not depend on it) but lands nowhere.
 
 use super::{
     disk::Disk,
@@ -38,6 +44,8 @@ pub(super) struct Shared {
     pub(super) injector: Arc<Injector>,
     pub(super) partition: String,
     pub(super) name: Vec<u8>,
+    /// Identity of the blob this handle opened: the only one it publishes to.
+    pub(super) id: u64,
     /// Names this handle in the auditor.
     pub(super) seq: u64,
     pub(super) state: Mutex<Volatile>,
@@ -70,7 +78,7 @@ impl Shared {
         let mut state = self.state.lock();
         let mut disk = self.disk.state.lock();
         let version = disk.version();
-        let durable = disk.durable(&self.partition, &self.name)?;
+        let durable = disk.durable(&self.partition, &self.name, self.id)?;
         state.publish(durable, version, &self.disk.spares);
         match &mut state.unsynced {
             Some(changes) if faults.torn => changes.clear(),
@@ -95,8 +103,9 @@ impl Drop for Shared {
         }
         let mut disk = self.disk.state.lock();
         let version = disk.version();
-        let Ok(durable) = disk.durable(&self.partition, &self.name) else {
-            // Removed meanwhile: nothing to tear.
+        let Ok(durable) = disk.durable(&self.partition, &self.name, self.id) else {
+            // The blob was removed: its writes tear into nothing, whatever
+            // has taken its name since.
             return;
         };
         let mut torn = Volatile::new(durable.image.clone(), durable.version, false);
@@ -118,7 +127,8 @@ impl Drop for Shared {
 ///
 /// Clones share one volatile state (like one file descriptor behind a
 /// lock); `sync` and `close` publish it, so a later `open` sees it and it
-/// survives `Context::recover()`.
+/// survives `Context::recover()`. After its blob is removed a handle keeps
+/// its own contents but can publish them nowhere: `sync` and `close` fail.
 pub struct Blob {
     pub(super) shared: Arc<Shared>,
 }

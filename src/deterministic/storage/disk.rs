@@ -4,6 +4,11 @@
 //! # Invariants
 //! * The map is a `BTreeMap`: `scan` is sorted and nothing observable
 //!   depends on hash order.
+//! * Every blob `open` creates gets an identity no other blob of this disk
+//!   (or of the disk it was forked from) had. A handle keeps the identity
+//!   of the blob it opened and reaches a durable image only through it, so
+//!   once that blob is removed the handle reaches nothing, even when a new
+//!   blob takes its name.
 //! * Every publish gives its blob a version no other publish of this disk
 //!   (or of the disk it was forked from) had, so a handle can tell whether
 //!   the durable image is still the one it started from.
@@ -18,6 +23,8 @@ use std::collections::BTreeMap;
 /// What `sync` or `close` last published for one blob.
 pub(super) struct Durable {
     pub(super) image: Image,
+    /// The blob's identity, given when it was created.
+    pub(super) id: u64,
     /// Changes on every publish (unique across the disk).
     pub(super) version: u64,
 }
@@ -28,6 +35,8 @@ pub(super) struct Partitions {
     pub(super) map: BTreeMap<String, BTreeMap<Vec<u8>, Durable>>,
     /// Last version handed out.
     versions: u64,
+    /// Last blob identity handed out.
+    ids: u64,
     /// Handles opened so far.
     pub(super) handles: u64,
 }
@@ -38,11 +47,38 @@ impl Partitions {
         self.versions
     }
 
-    pub(super) fn durable(&mut self, partition: &str, name: &[u8]) -> Result<&mut Durable, Error> {
+    /// The durable image of `name` in `partition`, creating the partition
+    /// and an empty blob with a new identity if they do not exist.
+    pub(super) fn open(&mut self, partition: &str, name: &[u8]) -> &mut Durable {
+        let version = self.version();
+        let ids = &mut self.ids;
+        let blobs = self.map.entry(partition.into()).or_default();
+        blobs.entry(name.into()).or_insert_with(|| {
+            *ids += 1;
+            Durable {
+                image: Image::default(),
+                id: *ids,
+                version,
+            }
+        })
+    }
+
+    /// The durable image of blob `id`, which a handle opened as `name` in
+    /// `partition`. Once that blob is removed the error is the one the tokio
+    /// backend's `sync` of an unlinked file gives: `PartitionMissing` while
+    /// the partition does not exist, `BlobMissing` while it does (whether
+    /// or not a new blob has taken the name).
+    pub(super) fn durable(
+        &mut self,
+        partition: &str,
+        name: &[u8],
+        id: u64,
+    ) -> Result<&mut Durable, Error> {
         self.map
             .get_mut(partition)
             .ok_or_else(|| Error::PartitionMissing(partition.into()))?
             .get_mut(name)
+            .filter(|durable| durable.id == id)
             .ok_or_else(|| Error::BlobMissing(partition.into(), hex(name)))
     }
 }
@@ -68,6 +104,7 @@ impl Disk {
                     .map(|(name, durable)| {
                         let durable = Durable {
                             image: durable.image.clone(),
+                            id: durable.id,
                             version: durable.version,
                         };
                         (name.clone(), durable)
@@ -80,6 +117,7 @@ impl Disk {
             state: Mutex::new(Partitions {
                 map,
                 versions: state.versions,
+                ids: state.ids,
                 handles: state.handles,
             }),
             spares: Spares::default(),

@@ -13,6 +13,15 @@
 //! [`Blob`]; `write_at` and `truncate` change only the volatile copy until
 //! the handle publishes it.
 //!
+//! A handle is tied to the blob it opened, not to its name: `open` gives
+//! each blob it creates an identity, the handle keeps it, and `remove` ends
+//! it. A handle whose blob was removed behaves as a descriptor of an
+//! unlinked file does on the tokio backend: `len`, `read_at`, `write_at`
+//! and `truncate` keep working on its own copy, while `sync` and `close`
+//! fail (`BlobMissing`, or `PartitionMissing` while the partition does not
+//! exist) and a crash tears its unsynced writes into nothing, even when a
+//! new blob has taken the name.
+//!
 //! An image is a table of 4 KiB pages behind `Arc`s, so a copy shares every
 //! page it has not changed (copy-on-write) and a missing page reads as zeros
 //! (gaps cost nothing). A handle remembers which pages it changed since it
@@ -24,6 +33,10 @@
 //! * Bytes of the last page beyond the blob's length are zero, so extending
 //!   a blob (by `truncate` or by writing past the end) reads as zeros.
 //! * A page table never reaches past the page holding the blob's last byte.
+//! * A handle publishes (by `sync`, `close` or a torn crash) only to the
+//!   blob whose identity it holds; identities are never reused, so a
+//!   removed blob is never published to, and `recover()` sees the durable
+//!   images of live blobs only.
 //! * Publishing gives the durable image exactly the handle's contents: if
 //!   the durable image is still the one the handle started from (same
 //!   version), only the changed pages and the new table length are copied;
@@ -61,8 +74,6 @@ use super::{
 };
 use crate::{hex, Error};
 use blob::Shared;
-use disk::Durable;
-use pages::Image;
 use parking_lot::Mutex;
 use std::{collections::BTreeMap, sync::Arc};
 use volatile::Volatile;
@@ -103,17 +114,12 @@ impl crate::Storage<Blob> for super::Context {
             faults::audit(&runtime.core, what::OPEN, &key);
             return Err(Error::BlobOpenFailed(partition.into(), hex(name)));
         }
-        let (seq, image, base) = {
+        let (seq, id, image, base) = {
             let mut disk = runtime.storage.state.lock();
             let seq = disk.handles;
             disk.handles += 1;
-            let version = disk.version();
-            let blobs = disk.map.entry(partition.into()).or_default();
-            let durable = blobs.entry(name.into()).or_insert_with(|| Durable {
-                image: Image::default(),
-                version,
-            });
-            (seq, durable.image.clone(), durable.version)
+            let durable = disk.open(partition, name);
+            (seq, durable.id, durable.image.clone(), durable.version)
         };
         runtime
             .core
@@ -127,6 +133,7 @@ impl crate::Storage<Blob> for super::Context {
                 injector: runtime.faults.clone(),
                 partition: partition.into(),
                 name: name.into(),
+                id,
                 seq,
                 state: Mutex::new(Volatile::new(image, base, faults.torn)),
             }),

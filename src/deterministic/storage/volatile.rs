@@ -163,6 +163,7 @@ mod tests {
         };
         let durable = Durable {
             image: Image::default(),
+            id: 1,
             version: 1,
         };
         (volatile, durable)
