@@ -42,6 +42,10 @@
 //!   never waits for bytes that will not come), `accept` runs only when a
 //!   dial is pending, and the bytes in flight per direction stay below
 //!   what the kernel buffers without blocking.
+//! * After the ops, every partition they named is scanned on both, and
+//!   every blob in it whose contents both must agree on (not divergent, no
+//!   unsynced changes in a live handle) is opened and read: what a later
+//!   run of the program would find on disk.
 //! * Allocations are bounded: buffers are at most 64 KiB, and a non-empty
 //!   write ends below 16 MiB or past the simulated disk's limit (so the
 //!   simulated page table stays small).
@@ -327,10 +331,6 @@ fn pick<T: Clone>(src: &mut impl Source, items: &[T]) -> T {
     items[src.below(items.len() as u64) as usize].clone()
 }
 
-fn repeat(s: &str, n: usize) -> String {
-    s.repeat(n)
-}
-
 /// A partition name: mostly `p` or `q`, sometimes hostile or at the
 /// 255-byte limit.
 fn gen_partition(src: &mut impl Source) -> Part {
@@ -347,12 +347,12 @@ fn gen_partition(src: &mut impl Source) -> Part {
         16 => pick(
             src,
             &[
-                repeat("a", 255),
-                repeat("b", 256),
-                repeat("c", 300),
-                repeat("é", 127),
-                repeat("é", 128),
-                repeat("ü", 85),
+                "a".repeat(255),
+                "b".repeat(256),
+                "c".repeat(300),
+                "é".repeat(127),
+                "é".repeat(128),
+                "ü".repeat(85),
             ],
         ),
         17 => {
@@ -402,7 +402,7 @@ fn gen_name(src: &mut impl Source) -> Name {
         _ => {
             let mut name: Vec<u8> = (0..4).map(|_| src.below(256) as u8).collect();
             let count = 120 + src.below(480) as usize;
-            name.extend(std::iter::repeat(b'y').take(count));
+            name.extend(std::iter::repeat_n(b'y', count));
             name
         }
     };
@@ -421,6 +421,15 @@ fn gen_offset(src: &mut impl Source) -> u64 {
         13 => u64::MAX - src.below(8),
         14 => u64::MAX - src.below(70_000),
         _ => src.below(u64::MAX),
+    }
+}
+
+/// A read offset: mostly inside what small writes wrote.
+fn gen_read_offset(src: &mut impl Source) -> u64 {
+    match src.below(16) {
+        0..=9 => src.below(48),
+        10..=11 => src.below(5000),
+        _ => gen_offset(src),
     }
 }
 
@@ -487,7 +496,7 @@ pub fn generate(src: &mut impl Source, max_ops: usize) -> Vec<Op> {
 fn gen_storage(src: &mut impl Source) -> Op {
     let h = src.below(256) as u8;
     match src.below(90) {
-        0..=13 => Op::Open {
+        0..=13 | 86..=89 => Op::Open {
             partition: gen_partition(src),
             name: gen_name(src),
         },
@@ -495,7 +504,7 @@ fn gen_storage(src: &mut impl Source) -> Op {
         17..=30 => gen_write(src, h),
         31..=42 => Op::Read {
             h,
-            offset: gen_offset(src),
+            offset: gen_read_offset(src),
             len: gen_len(src),
         },
         43..=47 => Op::Len { h },
@@ -504,13 +513,13 @@ fn gen_storage(src: &mut impl Source) -> Op {
             len: gen_offset(src),
         },
         53..=59 => Op::Sync { h },
-        60..=65 => Op::Close { h },
-        66..=68 => Op::Drop { h },
-        69..=75 => Op::Remove {
+        60..=65 | 78 => Op::Close { h },
+        66..=67 => Op::Drop { h },
+        68..=74 => Op::Remove {
             partition: gen_partition(src),
             name: Some(gen_name(src)),
         },
-        76..=78 => Op::Remove {
+        75..=77 => Op::Remove {
             partition: gen_partition(src),
             name: None,
         },
@@ -521,7 +530,7 @@ fn gen_storage(src: &mut impl Source) -> Op {
 }
 
 fn gen_network(src: &mut impl Source) -> Op {
-    let slot = src.below(u64::from(SLOTS)) as u8;
+    let slot = src.below(256) as u8;
     let end = src.below(256) as u8;
     match src.below(68) {
         0..=7 => Op::Bind { slot },
@@ -1007,9 +1016,14 @@ where
                 self.record("drop listener", format!("l{s}.drop()"), Outcome::Done);
             }
             Op::Dial { slot } => {
-                let s = usize::from(*slot % SLOTS);
+                let bound: Vec<usize> = (0..self.listeners.len())
+                    .filter(|&s| self.listeners[s].addr.is_some())
+                    .collect();
+                let Some(&s) = bound.get(usize::from(*slot) % bound.len().max(1)) else {
+                    return self.record("dial", "dial (nothing bound)".into(), Outcome::NoOp);
+                };
                 let Some(addr) = self.listeners[s].addr else {
-                    return self.record("dial", format!("dial(l{s}) (never bound)"), Outcome::NoOp);
+                    unreachable!("picked a bound slot");
                 };
                 let what = format!("c{} = dial(l{s})", self.conns.len());
                 let result = ctx.dial(addr).await;
@@ -1047,7 +1061,16 @@ where
                 self.record("dial", what, outcome);
             }
             Op::Accept { slot } => {
-                let s = usize::from(*slot % SLOTS);
+                let waiting: Vec<usize> = (0..self.listeners.len())
+                    .filter(|&s| {
+                        let slot = &self.listeners[s];
+                        slot.listener.is_some() && !slot.pending.is_empty()
+                    })
+                    .collect();
+                let s = match waiting.get(usize::from(*slot) % waiting.len().max(1)) {
+                    Some(&s) => s,
+                    None => usize::from(*slot % SLOTS),
+                };
                 let slot = &mut self.listeners[s];
                 let (Some(listener), Some(&c)) = (slot.listener.as_mut(), slot.pending.front())
                 else {
@@ -1114,7 +1137,20 @@ where
                 self.record("send", what, outcome);
             }
             Op::Recv { end, len } => {
-                let ends = self.ends(|e| e.stream.is_some());
+                // Ends with something to receive (bytes, or the end of the
+                // stream) first.
+                let mut ends = self.ends(|e| e.stream.is_some());
+                let ready: Vec<(usize, usize)> = ends
+                    .iter()
+                    .copied()
+                    .filter(|&(c, x)| {
+                        let conn = &self.conns[c];
+                        conn.sent[1 - x] > conn.received[x] || !conn.ends[1 - x].sink_alive()
+                    })
+                    .collect();
+                if !ready.is_empty() {
+                    ends = ready;
+                }
                 if ends.is_empty() {
                     return self.record("recv", "recv (no stream)".into(), Outcome::NoOp);
                 }
@@ -1395,10 +1431,6 @@ pub struct Mismatch {
 }
 
 impl Mismatch {
-    fn step<'a>(steps: &'a [Step], index: usize) -> Option<&'a Step> {
-        steps.get(index)
-    }
-
     /// What kind of disagreement this is (the op and both results'
     /// variants), to group and shrink by.
     pub fn signature(&self) -> String {
@@ -1406,8 +1438,8 @@ impl Mismatch {
             Some(step) => step.outcome.label(),
             None => "(ended)".into(),
         };
-        let det = Self::step(&self.deterministic, self.index);
-        let tok = Self::step(&self.tokio, self.index);
+        let det = self.deterministic.get(self.index);
+        let tok = self.tokio.get(self.index);
         let kind = det.or(tok).map_or("?", |step| step.kind);
         format!(
             "{kind}: deterministic {} / tokio {}",
@@ -1481,33 +1513,89 @@ pub fn check(ops: &[Op], seed: u64, options: Options) -> Result<(), Box<Mismatch
     Ok(())
 }
 
-/// The shortest sub-sequence of `mismatch.ops` (greedily, within
-/// `budget` runs) that still disagrees the same way.
+/// `op` with the handle, end or slot it addresses lowered to `to`, if
+/// that is lower.
+fn lowered(op: &Op, to: u8) -> Option<Op> {
+    let mut op = op.clone();
+    let index = match &mut op {
+        Op::Clone { h }
+        | Op::Write { h, .. }
+        | Op::Read { h, .. }
+        | Op::Len { h }
+        | Op::Truncate { h, .. }
+        | Op::Sync { h }
+        | Op::Close { h }
+        | Op::Drop { h } => h,
+        Op::Bind { slot } | Op::DropListener { slot } | Op::Dial { slot } | Op::Accept { slot } => {
+            slot
+        }
+        Op::Send { end, .. }
+        | Op::Recv { end, .. }
+        | Op::DropSink { end }
+        | Op::DropStream { end } => end,
+        Op::Open { .. } | Op::Remove { .. } | Op::Scan { .. } => return None,
+    };
+    if to >= *index {
+        return None;
+    }
+    *index = to;
+    Some(op)
+}
+
+/// A short sub-sequence of `mismatch.ops` that still disagrees the same
+/// way, found greedily within `budget` runs: drop chunks of ops (halving
+/// the chunk size down to single ops), and lower the indices ops address
+/// (which lets more ops go, as indices are taken modulo what exists).
 pub fn shrink(mismatch: Box<Mismatch>, options: Options, budget: usize) -> Box<Mismatch> {
     let signature = mismatch.signature();
     let mut best = mismatch;
     let mut runs = 0;
-    let mut chunk = best.ops.len().div_ceil(2).max(1);
+    // Whether `candidate` disagrees the same way (it then becomes `best`).
+    let attempt = |candidate: Vec<Op>, best: &mut Box<Mismatch>, runs: &mut usize| {
+        *runs += 1;
+        match check(&candidate, best.seed, options) {
+            Err(found) if found.signature() == signature => {
+                *best = found;
+                true
+            }
+            _ => false,
+        }
+    };
     loop {
-        let mut i = 0;
-        let mut progress = false;
-        while i < best.ops.len() && runs < budget {
-            let mut candidate = best.ops.clone();
-            candidate.drain(i..(i + chunk).min(best.ops.len()));
-            runs += 1;
-            match check(&candidate, best.seed, options) {
-                Err(found) if found.signature() == signature => {
-                    best = found;
-                    progress = true;
+        let mut chunk = best.ops.len().div_ceil(2).max(1);
+        loop {
+            let mut i = 0;
+            while i < best.ops.len() && runs < budget {
+                let mut candidate = best.ops.clone();
+                candidate.drain(i..(i + chunk).min(best.ops.len()));
+                if !attempt(candidate, &mut best, &mut runs) {
+                    i += chunk;
                 }
-                _ => i += chunk,
+            }
+            if chunk == 1 || runs >= budget {
+                break;
+            }
+            chunk = chunk.div_ceil(2);
+        }
+        let mut lowered_any = false;
+        for i in 0..best.ops.len() {
+            for to in 0..4 {
+                if runs >= budget {
+                    return best;
+                }
+                let Some(op) = best.ops.get(i).and_then(|op| lowered(op, to)) else {
+                    continue;
+                };
+                let mut candidate = best.ops.clone();
+                candidate[i] = op;
+                if attempt(candidate, &mut best, &mut runs) {
+                    lowered_any = true;
+                    break;
+                }
             }
         }
-        if runs >= budget || (chunk == 1 && !progress) {
+        if runs >= budget || !lowered_any {
             return best;
-        }
-        if !progress {
-            chunk = chunk.div_ceil(2);
         }
     }
 }
