@@ -79,14 +79,21 @@ pub enum Error {
     OffsetOverflow,
 }
 
+/// Longest partition name, in bytes: the longest name a directory can have
+/// on common file systems (Linux's `NAME_MAX`).
+pub(crate) const MAX_PARTITION_LEN: usize = 255;
+
 /// Whether `partition` is a name both backends accept: exactly one plain
-/// path component (not empty, `.` or `..`; no `/`, `\\` or NUL). The tokio
-/// backend maps it to one directory below its storage directory; the
-/// deterministic backend rejects the same names, so code tested in
-/// simulation does not fail on them in production.
+/// path component (not empty, `.` or `..`; no `/`, `\\` or NUL) of at most
+/// [`MAX_PARTITION_LEN`] bytes. The tokio backend maps it to one directory
+/// below its storage directory; the deterministic backend rejects the same
+/// names, so code tested in simulation does not fail on them in production.
 pub(crate) fn is_safe_partition(partition: &str) -> bool {
     use std::path::{Component, Path};
-    if partition.is_empty() || partition.contains(['/', '\\', '\0']) {
+    if partition.is_empty()
+        || partition.len() > MAX_PARTITION_LEN
+        || partition.contains(['/', '\\', '\0'])
+    {
         return false;
     }
     let mut components = Path::new(partition).components();
