@@ -14,7 +14,7 @@
 mod harness;
 
 use commonware_runtime::deterministic::MAX_BLOB_LEN;
-use harness::{assert_agree, check, generate, shrink, Name, Op, Options, Part, SplitMix};
+use harness::{assert_agree, check, generate, shrink, Name, Op, Part, SplitMix};
 use std::{collections::BTreeMap, time::Instant};
 
 /// Sequences the seeded test runs, and their longest length.
@@ -70,11 +70,9 @@ fn long(n: usize, tail: &[u8]) -> Vec<u8> {
 }
 
 /// Runs [`SEQUENCES`] sequences (or `DIFFERENTIAL_SEQUENCES`), comparing
-/// everything unless `DIFFERENTIAL_TOLERATE` names known bugs to look
-/// past (see `Options`).
+/// everything.
 #[test]
 fn seeded_sequences() {
-    let options = Options::from_env();
     let sequences = std::env::var("DIFFERENTIAL_SEQUENCES")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -86,10 +84,10 @@ fn seeded_sequences() {
     for seed in 0..sequences {
         let ops = generate(&mut SplitMix::new(seed), MAX_OPS);
         ops_run += ops.len();
-        if let Err(mismatch) = check(&ops, seed, options) {
+        if let Err(mismatch) = check(&ops, seed) {
             let seeds = failures.entry(mismatch.signature()).or_default();
             if seeds.is_empty() {
-                reports.push(shrink(mismatch, options, 120).to_string());
+                reports.push(shrink(mismatch, 120).to_string());
             }
             seeds.push(seed);
         }
@@ -153,7 +151,7 @@ fn long_blob_names() {
     ops.push(open("p", &long(128, b"")));
     ops.push(Op::Len { h: 1 });
     ops.push(scan("p"));
-    assert_agree(&ops, 1, Options::default());
+    assert_agree(&ops, 1);
 }
 
 /// Partition names: both backends accept and reject the same ones, with
@@ -185,7 +183,7 @@ fn partition_name_limits() {
         ops.push(remove(partition, None));
         ops.push(scan(partition));
     }
-    assert_agree(&ops, 2, Options::default());
+    assert_agree(&ops, 2);
 }
 
 /// Offsets and lengths at the edges: empty reads and writes at huge
@@ -222,7 +220,7 @@ fn offset_edges() {
     });
     ops.push(Op::Sync { h: 0 });
     ops.push(Op::Len { h: 0 });
-    assert_agree(&ops, 3, Options::default());
+    assert_agree(&ops, 3);
 }
 
 /// Handles used after their blob or partition was removed, and a blob
@@ -253,7 +251,7 @@ fn stale_handles() {
         open("q", &long(300, b"")),
         Op::Len { h: 1 },
     ];
-    assert_agree(&ops, 4, Options::default());
+    assert_agree(&ops, 4);
 }
 
 /// Several handles of one blob, clones, reopening after close.
@@ -276,7 +274,7 @@ fn several_handles() {
         Op::Drop { h: 0 },
         scan("p"),
     ];
-    assert_agree(&ops, 5, Options::default());
+    assert_agree(&ops, 5);
 }
 
 /// A byte stream split differently by sender and receiver, half-closes
@@ -314,5 +312,5 @@ fn network_streams() {
         send(2, 3),
         recv(2, 3),
     ];
-    assert_agree(&ops, 6, Options::default());
+    assert_agree(&ops, 6);
 }

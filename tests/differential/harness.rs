@@ -269,27 +269,6 @@ pub struct Step {
     pub outcome: Outcome,
 }
 
-/// Knobs for looking past known deterministic-side bugs (the default
-/// compares everything). Read from `DIFFERENTIAL_TOLERATE` (a
-/// comma-separated list) by [`Options::from_env`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Options {
-    /// `stale`: a publish through a handle whose blob was removed and then
-    /// created again is not compared (the simulation writes it into the new
-    /// blob; tokio fails with `BlobMissing`); the new blob becomes
-    /// divergent.
-    pub tolerate_stale_publish: bool,
-}
-
-impl Options {
-    pub fn from_env() -> Self {
-        let value = std::env::var("DIFFERENTIAL_TOLERATE").unwrap_or_default();
-        Self {
-            tolerate_stale_publish: value.split(',').any(|item| item.trim() == "stale"),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Generation.
 
@@ -664,7 +643,6 @@ fn next_port() -> u16 {
 
 struct Interp<B, L, Si, St> {
     backend: Backend,
-    options: Options,
     out: Arc<Mutex<Vec<Step>>>,
     handles: Vec<HandleSlot<B>>,
     next_handle: usize,
@@ -700,11 +678,6 @@ where
     /// The index in `handles` that `h` addresses.
     fn handle(&self, h: u8) -> Option<usize> {
         (!self.handles.is_empty()).then(|| usize::from(h) % self.handles.len())
-    }
-
-    fn is_stale(&self, open: usize) -> bool {
-        let gen = self.opens[open].gen;
-        self.current.get(&self.gens[gen].key) != Some(&gen)
     }
 
     /// Open `open` changed its blob: every other open of the incarnation
@@ -755,13 +728,6 @@ where
 
     /// Records the result of a publish through open `open`.
     fn publish_outcome(&mut self, open: usize, result: Result<(), Error>) -> Outcome {
-        if self.options.tolerate_stale_publish && self.is_stale(open) {
-            let key = &self.gens[self.opens[open].gen].key;
-            if let Some(&current) = self.current.get(key) {
-                self.gens[current].divergent = true;
-                return Outcome::Skipped("known: stale publish", format!("{result:?}"));
-            }
-        }
         if result.is_ok() {
             self.published(open);
         }
@@ -1302,7 +1268,6 @@ async fn interpret<C, B, L, Si, St>(
     ctx: C,
     backend: Backend,
     ops: Vec<Op>,
-    options: Options,
     out: Arc<Mutex<Vec<Step>>>,
 ) where
     C: Storage<B> + Network<L, Si, St>,
@@ -1313,7 +1278,6 @@ async fn interpret<C, B, L, Si, St>(
 {
     let mut interp = Interp::<B, L, Si, St> {
         backend,
-        options,
         out,
         handles: Vec::new(),
         next_handle: 0,
@@ -1372,11 +1336,11 @@ fn collect(start: impl FnOnce(Arc<Mutex<Vec<Step>>>)) -> Vec<Step> {
 }
 
 /// Runs `ops` on a fresh deterministic runtime seeded with `seed`.
-pub fn run_deterministic(ops: &[Op], seed: u64, options: Options) -> Vec<Step> {
+pub fn run_deterministic(ops: &[Op], seed: u64) -> Vec<Step> {
     let ops = ops.to_vec();
     collect(move |out| {
         let (runner, ctx, _) = deterministic::Executor::seeded(seed);
-        runner.start(interpret(ctx, Backend::Deterministic, ops, options, out));
+        runner.start(interpret(ctx, Backend::Deterministic, ops, out));
     })
 }
 
@@ -1404,7 +1368,7 @@ impl Drop for Scratch {
 }
 
 /// Runs `ops` on a fresh tokio runtime storing in a fresh scratch directory.
-pub fn run_tokio(ops: &[Op], options: Options) -> Vec<Step> {
+pub fn run_tokio(ops: &[Op]) -> Vec<Step> {
     let ops = ops.to_vec();
     let scratch = Scratch::new();
     let directory = scratch.0.clone();
@@ -1417,7 +1381,7 @@ pub fn run_tokio(ops: &[Op], options: Options) -> Vec<Step> {
             write_timeout: Duration::from_secs(10),
             ..rt::Config::default()
         });
-        runner.start(interpret(ctx, Backend::Tokio, ops, options, out));
+        runner.start(interpret(ctx, Backend::Tokio, ops, out));
     })
 }
 
@@ -1491,9 +1455,9 @@ impl fmt::Display for Mismatch {
 }
 
 /// Runs `ops` on both backends and returns the first disagreement.
-pub fn check(ops: &[Op], seed: u64, options: Options) -> Result<(), Box<Mismatch>> {
-    let deterministic = run_deterministic(ops, seed, options);
-    let tokio = run_tokio(ops, options);
+pub fn check(ops: &[Op], seed: u64) -> Result<(), Box<Mismatch>> {
+    let deterministic = run_deterministic(ops, seed);
+    let tokio = run_tokio(ops);
     let steps = deterministic.len().max(tokio.len());
     for index in 0..steps {
         let agree = match (deterministic.get(index), tokio.get(index)) {
@@ -1546,14 +1510,14 @@ fn lowered(op: &Op, to: u8) -> Option<Op> {
 /// way, found greedily within `budget` runs: drop chunks of ops (halving
 /// the chunk size down to single ops), and lower the indices ops address
 /// (which lets more ops go, as indices are taken modulo what exists).
-pub fn shrink(mismatch: Box<Mismatch>, options: Options, budget: usize) -> Box<Mismatch> {
+pub fn shrink(mismatch: Box<Mismatch>, budget: usize) -> Box<Mismatch> {
     let signature = mismatch.signature();
     let mut best = mismatch;
     let mut runs = 0;
     // Whether `candidate` disagrees the same way (it then becomes `best`).
     let attempt = |candidate: Vec<Op>, best: &mut Box<Mismatch>, runs: &mut usize| {
         *runs += 1;
-        match check(&candidate, best.seed, options) {
+        match check(&candidate, best.seed) {
             Err(found) if found.signature() == signature => {
                 *best = found;
                 true
@@ -1602,9 +1566,9 @@ pub fn shrink(mismatch: Box<Mismatch>, options: Options, budget: usize) -> Box<M
 
 /// Checks that both backends agree on `ops`; panics with the shrunk
 /// sequence and both results if they do not.
-pub fn assert_agree(ops: &[Op], seed: u64, options: Options) {
-    if let Err(mismatch) = check(ops, seed, options) {
-        let shrunk = shrink(mismatch, options, 200);
+pub fn assert_agree(ops: &[Op], seed: u64) {
+    if let Err(mismatch) = check(ops, seed) {
+        let shrunk = shrink(mismatch, 200);
         panic!("{shrunk}");
     }
 }
