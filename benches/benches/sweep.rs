@@ -1,6 +1,9 @@
 //! Seed-sweep throughput: how many seeds per second `deterministic::Sweep`
 //! runs a small program (10 tasks, 100 yields each) on one thread and on
-//! several, under the default strategy and under PCT.
+//! several, under the default strategy and under PCT; and the smaller
+//! program of the `seed` bench (10 tasks, 10 yields each, then a 1 ms
+//! sleep) under the default strategy, where the runtime's own price per
+//! seed dominates.
 //!
 //! A sweep is only useful if it covers many seeds in the time a test may
 //! take, so this measures the whole per-seed cost (building a runtime, its
@@ -11,7 +14,7 @@
 
 use commonware_runtime::{
     deterministic::{Config, Context, Strategy, Sweep},
-    reschedule, Spawner,
+    reschedule, Clock, Spawner,
 };
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use std::time::Duration;
@@ -19,6 +22,26 @@ use std::time::Duration;
 const TASKS: usize = 10;
 const YIELDS: usize = 100;
 const SEEDS: u64 = 2_000;
+const SMALL_YIELDS: usize = 10;
+
+/// Ten tasks yielding ten times each, then sleeping 1 ms; the root joins
+/// them (the `seed_sweep` program of the `seed` bench).
+async fn small(context: Context) {
+    let handles: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let sleeper = context.clone();
+            context.spawn("worker", async move {
+                for _ in 0..SMALL_YIELDS {
+                    reschedule().await;
+                }
+                sleeper.sleep(Duration::from_millis(1)).await;
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.expect("worker");
+    }
+}
 
 /// Ten tasks yielding a hundred times each; the root joins them.
 async fn workload(context: Context) {
@@ -69,6 +92,24 @@ fn sweep(c: &mut Criterion) {
                 })
             });
         }
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("sweep_small");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(SEEDS));
+    for threads in [1, cores] {
+        let sweep = Sweep::new(Config::default(), 0..SEEDS).threads(threads);
+        group.bench_function(format!("uniform/{threads}_threads"), |b| {
+            b.iter(|| {
+                let swept = sweep.run(small).expect("the workload never fails");
+                assert_eq!(swept.seeds, SEEDS);
+            })
+        });
     }
     group.finish();
 }

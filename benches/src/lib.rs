@@ -70,6 +70,13 @@ pub const TREE_DEPTH: u32 = 9;
 /// Spawn tree: children per node.
 pub const TREE_BRANCHING: u64 = 4;
 
+/// Seed workloads: seeds per iteration (each a fresh runtime).
+pub const SEEDS: u64 = 1_000;
+/// Seed sweep: tasks of the small program.
+pub const SEED_TASKS: usize = 10;
+/// Seed sweep: yields of each task before its 1 ms sleep.
+pub const SEED_YIELDS: usize = 10;
+
 /// Echo: connections.
 pub const ECHO_CONNECTIONS: usize = 100;
 /// Echo: messages echoed per connection.
@@ -368,6 +375,44 @@ macro_rules! deterministic_workloads {
             })
         }
 
+        /// A fresh runtime seeded with `seed` runs an empty root, its
+        /// auditor state is read and it is dropped: the fixed price of a
+        /// seed. Returns the state's length.
+        pub fn seed_empty(seed: u64) -> usize {
+            let (runner, _context, auditor) = Executor::seeded(seed);
+            runner.start(async {});
+            auditor.state().len()
+        }
+
+        /// A fresh runtime seeded with `seed` runs the small program of a
+        /// seed sweep: `tasks` tasks each yield `yields` times, then sleep
+        /// 1 ms; the root joins them. Its auditor state is read and it is
+        /// dropped. Returns the number of tasks joined.
+        pub fn seed_run(seed: u64, tasks: usize, yields: usize) -> usize {
+            let (runner, context, auditor) = Executor::seeded(seed);
+            let joined = runner.start(async move {
+                let handles: Vec<_> = (0..tasks)
+                    .map(|_| {
+                        let sleeper = context.clone();
+                        context.spawn("worker", async move {
+                            for _ in 0..yields {
+                                reschedule().await;
+                            }
+                            sleeper.sleep(Duration::from_millis(1)).await;
+                        })
+                    })
+                    .collect();
+                let mut joined = 0;
+                for handle in handles {
+                    handle.await.expect("task failed");
+                    joined += 1;
+                }
+                joined
+            });
+            assert!(!auditor.state().is_empty());
+            joined
+        }
+
         /// One task per duration (ns), each sleeping that long; returns the
         /// number of tasks that woke.
         pub fn sleepers(durations: Vec<u64>) -> u64 {
@@ -641,6 +686,44 @@ pub mod tokio_ct {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("tokio runtime")
+    }
+
+    /// A current_thread runtime with a paused clock (virtual time that jumps
+    /// to the next timer when idle): tokio's closest match to a seed.
+    fn paused() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("tokio runtime")
+    }
+
+    /// See [`crate::ours::seed_empty`] (tokio has no seed or auditor).
+    pub fn seed_empty() -> usize {
+        paused().block_on(async {});
+        0
+    }
+
+    /// See [`crate::ours::seed_run`].
+    pub fn seed_run(tasks: usize, yields: usize) -> usize {
+        paused().block_on(async move {
+            let handles: Vec<_> = (0..tasks)
+                .map(|_| {
+                    tokio::spawn(async move {
+                        for _ in 0..yields {
+                            reschedule().await;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    })
+                })
+                .collect();
+            let mut joined = 0;
+            for handle in handles {
+                handle.await.expect("task failed");
+                joined += 1;
+            }
+            joined
+        })
     }
 
     /// See [`crate::ours::spawn_join`].

@@ -13,6 +13,9 @@
 //!   the run loop (`run.rs`) and [`Core::sleep_until`] with [`Sleep`]
 //!   (`time/sleep.rs`).
 //! * [`Wake`]: what a timer of this executor wakes.
+//! * Where an executor's memory comes from and goes: a new state starts in
+//!   what the thread's last finished run left (`spare.rs`), and
+//!   [`Core::recycle`] hands a finished run's memory on.
 //!
 //! # Invariants
 //! * Futures and wakers are never dropped or called while the state is
@@ -34,6 +37,7 @@ use crate::{
     },
     ready::ReadyQueue,
     scheduler::{Recorder, Schedule, Scheduler},
+    spare::{self, Spare},
     task::{self, Arena, JoinHandle, TaskId},
     time::{wheel::Wheel, END_OF_TIME},
 };
@@ -81,6 +85,20 @@ pub(crate) struct State {
     /// handles close at once) and later sleeps would never fire (they panic).
     pub(crate) ended: bool,
     pub(crate) polls: u64,
+    /// The run loop's round buffers, kept here between runs so that a
+    /// finished run can hand them on (see `spare.rs`).
+    pub(crate) rounds: Rounds,
+}
+
+/// The buffers the run loop works a round in.
+#[derive(Default)]
+pub(crate) struct Rounds {
+    /// The tasks of this round.
+    pub(crate) batch: Vec<TaskId>,
+    /// Tasks the scheduler held back, first in the next round.
+    pub(crate) held: Vec<TaskId>,
+    /// What the timers that fired this round wake.
+    pub(crate) fired: Vec<Wake>,
 }
 
 impl State {
@@ -159,9 +177,10 @@ impl Core {
             config.cycle,
             config.start
         );
+        let spare = spare::take();
         let state = State {
-            arena: Arena::default(),
-            wheel: Wheel::new(config.start),
+            arena: Arena::new(spare.slots, LabelTable::default()),
+            wheel: reset_wheel(spare.wheel, config.start),
             now: config.start,
             scheduler: config.scheduler,
             digest: Digest::default(),
@@ -171,17 +190,22 @@ impl Core {
             finished: false,
             ended: false,
             polls: 0,
+            rounds: Rounds {
+                batch: spare.batch,
+                held: spare.held,
+                fired: spare.fired,
+            },
         };
-        Self::from_state(state, config.cycle, config.deadline)
+        Self::from_state(state, spare.ready, config.cycle, config.deadline)
     }
 
-    fn from_state(state: State, cycle: u64, deadline: Option<u64>) -> Self {
+    fn from_state(state: State, ready: Vec<TaskId>, cycle: u64, deadline: Option<u64>) -> Self {
         let labels = state.arena.labels.published();
         let now = AtomicU64::new(state.now);
         Core {
             shared: Arc::new(Shared {
                 state: ReentrantMutex::new(RefCell::new(state)),
-                queue: ReadyQueue::default(),
+                queue: ReadyQueue::with_local(ready),
                 now,
                 labels,
                 cycle,
@@ -360,11 +384,12 @@ impl Core {
     /// (random stream) and audit digest, with no tasks or timers (see
     /// [`Core::successor`]).
     pub(crate) fn continued(&self) -> Core {
+        let spare = spare::take();
         let guard = self.shared.state.lock();
         let state = guard.borrow();
         let next = State {
-            arena: Arena::with_labels(state.arena.labels.successor()),
-            wheel: Wheel::new(state.now),
+            arena: Arena::new(spare.slots, state.arena.labels.successor()),
+            wheel: reset_wheel(spare.wheel, state.now),
             now: state.now,
             scheduler: state.scheduler.fork(),
             digest: state.digest.clone(),
@@ -374,8 +399,13 @@ impl Core {
             finished: false,
             ended: false,
             polls: 0,
+            rounds: Rounds {
+                batch: spare.batch,
+                held: spare.held,
+                fired: spare.fired,
+            },
         };
-        Core::from_state(next, self.shared.cycle, self.shared.deadline)
+        Core::from_state(next, spare.ready, self.shared.cycle, self.shared.deadline)
     }
 
     /// Drops every task and timer (outside the state borrow).
@@ -387,6 +417,32 @@ impl Core {
         };
         drop(slots);
         drop(wakers);
+    }
+
+    /// Hands the memory of a run that is over (`ended`, tasks and timers
+    /// cleared) to this thread's next executor, with the ready queue's
+    /// list `ready`. The state keeps a new, empty wheel and slot table:
+    /// nothing can file a timer or a task in them any more.
+    pub(crate) fn recycle(&self, ready: Vec<TaskId>) {
+        let spare = {
+            let guard = self.shared.state.lock();
+            let mut state = guard.borrow_mut();
+            debug_assert!(state.ended, "recycle a run that is over");
+            if state.arena.len() != 0 || state.wheel.len() != 0 {
+                return;
+            }
+            let now = state.now;
+            let rounds = std::mem::take(&mut state.rounds);
+            Spare {
+                wheel: Some(std::mem::replace(&mut state.wheel, Wheel::new(now))),
+                slots: state.arena.take_slots(),
+                ready,
+                batch: rounds.batch,
+                held: rounds.held,
+                fired: rounds.fired,
+            }
+        };
+        spare::give(spare);
     }
 
     pub(crate) fn stall_report(&self) -> String {
@@ -409,6 +465,17 @@ impl Core {
             );
         }
         report
+    }
+}
+
+/// A wheel at `now`: the kept one, reset, or a new one.
+fn reset_wheel(wheel: Option<Wheel<Wake>>, now: u64) -> Wheel<Wake> {
+    match wheel {
+        Some(mut wheel) => {
+            wheel.reset(now);
+            wheel
+        }
+        None => Wheel::new(now),
     }
 }
 

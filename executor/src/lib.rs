@@ -37,6 +37,8 @@
 //! * `time/`: the timer wheel over virtual time and [`Sleep`].
 //! * `scheduler/`: who runs in each round, and the run's random numbers.
 //! * `audit/`: the event digest and the label counts.
+//! * `spare.rs`: the memory a finished run leaves for the thread's next
+//!   executor.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 // Under `--cfg loom` only the wake protocol is built, for its models
@@ -53,6 +55,8 @@ mod ready;
 mod run;
 #[cfg(not(loom))]
 mod scheduler;
+#[cfg(not(loom))]
+mod spare;
 mod sync;
 #[cfg(not(loom))]
 mod task;

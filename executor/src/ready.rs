@@ -55,6 +55,15 @@ pub(crate) struct ReadyQueue {
 unsafe impl Sync for ReadyQueue {}
 
 impl ReadyQueue {
+    /// An empty queue whose local list starts in `local`'s memory.
+    pub(crate) fn with_local(mut local: Vec<TaskId>) -> Self {
+        local.clear();
+        Self {
+            local: UnsafeCell::new(local),
+            ..Self::default()
+        }
+    }
+
     /// Whether this thread runs this queue's executor right now. Inline:
     /// every wake asks, and the task vtable that wakes lives in another
     /// module (so, in a release build, possibly another codegen unit).
@@ -168,6 +177,15 @@ impl EnterGuard<'_> {
             out.append(local);
         }
         self.queue.remote.drain_into(out, marks_of);
+    }
+
+    /// Empties the local list and takes its memory (for `spare.rs`).
+    pub(crate) fn take_local(&self) -> Vec<TaskId> {
+        // SAFETY: as in `drain_into`.
+        let local = unsafe { &mut *self.queue.local.get() };
+        let mut taken = std::mem::take(local);
+        taken.clear();
+        taken
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -30,7 +30,7 @@
 
 use crate::{
     audit::digest,
-    core::{Core, CoreConfig, State, Wake},
+    core::{Core, CoreConfig, Rounds, State, Wake},
     ready::EnterGuard,
     task::{Slot, TaskId},
     time::END_OF_TIME,
@@ -190,17 +190,24 @@ impl Executor {
         let queue = shared.queue.enter();
         let mut root = self.core.spawn(label, root);
         shared.state.lock().borrow_mut().root = Some(root.id());
-        let result = self.run_loop(&queue, crash_point);
+        let rounds = std::mem::take(&mut shared.state.lock().borrow_mut().rounds);
+        let (result, mut rounds) = self.run_loop(&queue, crash_point, rounds);
+        rounds.batch.clear();
+        rounds.held.clear();
+        rounds.fired.clear();
         {
             let guard = shared.state.lock();
             let mut state = guard.borrow_mut();
             state.ended = true;
+            state.rounds = rounds;
             if let Ok(false) = result {
                 state.finished = true;
             }
         }
+        let ready = queue.take_local();
         drop(queue);
         self.core.clear();
+        self.core.recycle(ready);
         result.map(|completed| {
             completed.then(|| root.try_take().expect("a completed root left its output"))
         })
@@ -210,20 +217,25 @@ impl Executor {
         &self,
         queue: &EnterGuard<'_>,
         crash_point: Option<CrashPoint>,
-    ) -> Result<bool, Failure> {
+        rounds: Rounds,
+    ) -> (Result<bool, Failure>, Rounds) {
         let shared = &*self.core.shared;
-        let mut batch: Vec<TaskId> = Vec::new();
-        let mut held: Vec<TaskId> = Vec::new();
-        let mut fired: Vec<Wake> = Vec::new();
+        // Locals while the run lasts (cheaper to reach than through the
+        // state), handed back with the result.
+        let Rounds {
+            mut batch,
+            mut held,
+            mut fired,
+        } = rounds;
         // Held for the whole run; other threads get it between rounds.
         let mut round = shared.state.lock();
-        loop {
+        let result = loop {
             // Pick this round's tasks.
             let run = {
                 let mut state = round.borrow_mut();
                 if let Some(deadline) = shared.deadline {
                     if state.now >= deadline {
-                        return Err(Failure::Timeout(format!(
+                        break Err(Failure::Timeout(format!(
                             "runtime timeout: virtual time reached {:?} after the epoch",
                             Duration::from_nanos(deadline)
                         )));
@@ -231,11 +243,11 @@ impl Executor {
                 }
                 if let Some(CrashPoint::At(at)) = crash_point {
                     if state.now >= at {
-                        return Ok(false);
+                        break Ok(false);
                     }
                 }
                 if state.now > END_OF_TIME {
-                    return Err(Failure::Timeout(format!(
+                    break Err(Failure::Timeout(format!(
                         "runtime timeout: virtual time passed its end, {:?} after the epoch",
                         Duration::from_nanos(END_OF_TIME)
                     )));
@@ -256,8 +268,10 @@ impl Executor {
                 held.extend_from_slice(&batch[run..]);
             }
 
-            if let Some(root_completed) = self.poll_batch(&round, &batch[..run], crash_point)? {
-                return Ok(root_completed);
+            match self.poll_batch(&round, &batch[..run], crash_point) {
+                Ok(Some(root_completed)) => break Ok(root_completed),
+                Ok(None) => {}
+                Err(failure) => break Err(failure),
             }
             release_burst_capacity(&mut batch);
 
@@ -311,11 +325,12 @@ impl Executor {
             }
 
             if held.is_empty() && pending_timers == 0 && queue.is_empty() {
-                return Err(Failure::Stalled(self.core.stall_report()));
+                break Err(Failure::Stalled(self.core.stall_report()));
             }
             // Costs a load unless another thread waits for the state.
             ReentrantMutexGuard::bump(&mut round);
-        }
+        };
+        (result, Rounds { batch, held, fired })
     }
 
     /// Polls `ids` once each, in order, borrowing the state once per poll

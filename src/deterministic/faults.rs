@@ -169,30 +169,41 @@ impl Faults {
     /// outside `0.0..=1.0` (or NaN), or a link whose latency plus jitter
     /// passes the end of virtual time (a send over it could never arrive).
     fn check(&self) {
-        let links = std::iter::once((String::from("network"), &self.network)).chain(
-            self.links
-                .iter()
-                .map(|((from, to), link)| (format!("links[({from}, {to})]"), link)),
-        );
-        for (name, link) in links {
-            check_probability(&format!("Faults::{name}.dial_failure"), link.dial_failure);
-            check_probability(&format!("Faults::{name}.reset"), link.reset);
-            let delay = link.latency.saturating_add(link.jitter);
+        // Names are only spelled out for a setting that fails: checking the
+        // default settings of every new runtime formats nothing.
+        let links = std::iter::once((None, &self.network))
+            .chain(self.links.iter().map(|(link, faults)| (Some(link), faults)));
+        for (link, faults) in links {
+            let name = || match link {
+                None => String::from("network"),
+                Some((from, to)) => format!("links[({from}, {to})]"),
+            };
+            check_probability(
+                || format!("Faults::{}.dial_failure", name()),
+                faults.dial_failure,
+            );
+            check_probability(|| format!("Faults::{}.reset", name()), faults.reset);
+            let delay = faults.latency.saturating_add(faults.jitter);
             if delay > Duration::from_nanos(END_OF_TIME) {
                 panic!(
-                    "Faults::{name}: latency {:?} plus jitter {:?} passes the end of virtual time ({:?} after the epoch)",
-                    link.latency,
-                    link.jitter,
+                    "Faults::{}: latency {:?} plus jitter {:?} passes the end of virtual time ({:?} after the epoch)",
+                    name(),
+                    faults.latency,
+                    faults.jitter,
                     Duration::from_nanos(END_OF_TIME)
                 );
             }
         }
-        let partitions = std::iter::once((String::from("storage"), &self.storage)).chain(
+        let partitions = std::iter::once((None, &self.storage)).chain(
             self.storage_partitions
                 .iter()
-                .map(|(partition, faults)| (format!("storage_partitions[{partition:?}]"), faults)),
+                .map(|(partition, faults)| (Some(partition), faults)),
         );
-        for (name, storage) in partitions {
+        for (partition, storage) in partitions {
+            let name = || match partition {
+                None => String::from("storage"),
+                Some(partition) => format!("storage_partitions[{partition:?}]"),
+            };
             for (field, p) in [
                 ("open", storage.open),
                 ("read", storage.read),
@@ -203,7 +214,7 @@ impl Faults {
                 ("corrupt", storage.corrupt),
                 ("misdirect", storage.misdirect),
             ] {
-                check_probability(&format!("Faults::{name}.{field}"), p);
+                check_probability(|| format!("Faults::{}.{field}", name()), p);
             }
         }
     }
@@ -324,9 +335,9 @@ pub(crate) fn chance(core: &Core, p: f64) -> bool {
 }
 
 /// Panics, naming `setting`, unless `p` is a probability.
-fn check_probability(setting: &str, p: f64) {
+fn check_probability(setting: impl FnOnce() -> String, p: f64) {
     if !(0.0..=1.0).contains(&p) {
-        panic!("{setting} is {p}, not a probability in 0.0..=1.0");
+        panic!("{} is {p}, not a probability in 0.0..=1.0", setting());
     }
 }
 

@@ -179,8 +179,9 @@ struct Runtime {
     /// instances before and after it, like `metrics`).
     task_counts: TaskCounts,
     auditor: Arc<Auditor>,
-    signaler: Mutex<Signaler>,
-    signal: Signal,
+    /// The stop signal, built by the first `stop` or `stopped` (most runs
+    /// never stop: a seed sweep should not pay for a channel per seed).
+    stop: std::sync::OnceLock<(Mutex<Signaler>, Signal)>,
     recovered: AtomicBool,
     /// Listeners and connections: fresh in every instance.
     network: network::Sockets,
@@ -204,7 +205,6 @@ impl Runtime {
         let core = executor.core().clone();
         auditor.attach(core.clone());
         task_counts.read_from(core.clone());
-        let (signaler, signal) = Signaler::new();
         let network = network::Sockets::new(core.clone(), metrics.clone(), faults.clone());
         Arc::new(Self {
             executor,
@@ -213,8 +213,7 @@ impl Runtime {
             metrics,
             task_counts,
             auditor,
-            signaler: Mutex::new(signaler),
-            signal,
+            stop: std::sync::OnceLock::new(),
             recovered: AtomicBool::new(false),
             network,
             storage,
@@ -224,6 +223,14 @@ impl Runtime {
 
     /// Prints the failure line (see [`failure`]) before a failure
     /// propagates.
+    /// The stop signal and its signaler.
+    fn stop(&self) -> &(Mutex<Signaler>, Signal) {
+        self.stop.get_or_init(|| {
+            let (signaler, signal) = Signaler::new();
+            (Mutex::new(signaler), signal)
+        })
+    }
+
     fn report_failure(&self, task: Option<&str>, message: &str) {
         let line = FailureLine {
             seed: self.seed,
@@ -267,7 +274,7 @@ impl Executor {
             scheduler,
         });
         let task_counts = TaskCounts::register(&cfg.registry);
-        let metrics = Arc::new(IoMetrics::init(&cfg.registry));
+        let metrics = IoMetrics::init(&cfg.registry);
         let auditor = Arc::new(Auditor::new());
         let faults = Arc::new(faults::Injector::new(cfg.faults));
         let runtime = Runtime::new(
@@ -448,12 +455,12 @@ impl crate::Spawner for Context {
 
     fn stop(&self, value: i32) {
         self.core().audit(kind::STOP, value as u64, &[]);
-        self.runtime.signaler.lock().signal(value);
+        self.runtime.stop().0.lock().signal(value);
     }
 
     fn stopped(&self) -> Signal {
         self.core().audit(kind::STOPPED, 0, &[]);
-        self.runtime.signal.clone()
+        self.runtime.stop().1.clone()
     }
 }
 

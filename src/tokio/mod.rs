@@ -164,7 +164,7 @@ impl Default for Config {
 /// storage objects it hands out.
 struct Inner {
     cfg: Config,
-    metrics: IoMetrics,
+    metrics: Arc<IoMetrics>,
     tasks: TaskFamilies,
     handle: tokio::runtime::Handle,
     signaler: Mutex<Signaler>,

@@ -4,7 +4,8 @@
 //! Usage: `profile <workload> <ours|reference|tokio> [divisor] [repeat]`, where
 //! `<workload>` is a group name of the `runtime` bench (`spawn_join`,
 //! `reschedule`, `duplicate_wakes_4`, `sleepers`, `sleep_loop`, `ping_pong`,
-//! `spawn_tree`), of the `network_storage` bench (`echo`, `blob_append`, `blob_overwrite`) or of the
+//! `spawn_tree`; `seed_empty` and `seed_sweep`, where the divisor is the
+//! number of seeds, each a fresh runtime), of the `network_storage` bench (`echo`, `blob_append`, `blob_overwrite`) or of the
 //! `tokio_adapter` bench (`tokio_spawn_join`, `tokio_echo`; sides `ours` and
 //! `tokio`), the optional divisor shrinks the workload's size and the
 //! optional repeat count runs it that many times in one process, as criterion
@@ -12,8 +13,8 @@
 
 use commonware_runtime_benches::{
     adapter, ours, reference, sleep_durations, tokio_ct, BLOB_ROUNDS, BLOB_WRITES, DELIVERIES,
-    ECHO_CONNECTIONS, ECHO_MESSAGES, MESSAGES, PARKED_TASKS, SLEEPERS, SLEEPS, SPAWN_TASKS,
-    TREE_BRANCHING, TREE_DEPTH, YIELDS, YIELD_TASKS,
+    ECHO_CONNECTIONS, ECHO_MESSAGES, MESSAGES, PARKED_TASKS, SEED_TASKS, SEED_YIELDS, SLEEPERS,
+    SLEEPS, SPAWN_TASKS, TREE_BRANCHING, TREE_DEPTH, YIELDS, YIELD_TASKS,
 };
 
 fn main() {
@@ -54,6 +55,21 @@ fn run(workload: &str, side: &str, divisor: u64, usage: &str) -> u64 {
                 _ => tokio_ct::duplicate_wakes(PARKED_TASKS, deliveries, wakes),
             }) as u64
         }
+        // Seeds: the divisor is the number of fresh runtimes (one per seed).
+        ("seed_empty", side) => (0..divisor)
+            .map(|seed| match side {
+                "ours" => ours::seed_empty(seed),
+                "reference" => reference::seed_empty(seed),
+                _ => tokio_ct::seed_empty(),
+            })
+            .sum::<usize>() as u64,
+        ("seed_sweep", side) => (0..divisor)
+            .map(|seed| match side {
+                "ours" => ours::seed_run(seed, SEED_TASKS, SEED_YIELDS),
+                "reference" => reference::seed_run(seed, SEED_TASKS, SEED_YIELDS),
+                _ => tokio_ct::seed_run(SEED_TASKS, SEED_YIELDS),
+            })
+            .sum::<usize>() as u64,
         ("sleepers", "ours") => ours::sleepers(sleep_durations(SLEEPERS / divisor, 7)),
         ("sleepers", "reference") => reference::sleepers(sleep_durations(SLEEPERS / divisor, 7)),
         ("sleep_loop", "ours") => ours::sleep_loop(SLEEPS / divisor).as_millis() as u64,

@@ -350,3 +350,59 @@ fn a_cycle_past_the_end_of_time_is_refused() {
     });
     assert!(refused.is_err());
 }
+
+/// Tasks that yield, sleep and finish in a seeded order, some leaving a
+/// task and a timer pending when the root returns: the log of (time, task)
+/// wake-ups and the digest.
+fn mixed(seed: u64) -> (Vec<(u64, usize)>, String) {
+    let exec = executor(seed);
+    let core = exec.core().clone();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (l, c) = (log.clone(), core.clone());
+    run_ok(&exec, async move {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let (l, c2) = (l.clone(), c.clone());
+                c.spawn("mixed", async move {
+                    for _ in 0..i % 3 {
+                        yield_now().await;
+                    }
+                    if i % 5 == 0 {
+                        let c3 = c2.clone();
+                        c2.spawn("forever", async move {
+                            c3.sleep_until(c3.now() + 3_600_000 * MS).await;
+                        });
+                    }
+                    c2.sleep_until(c2.now() + (i as u64 * 7919 % 50) * MS).await;
+                    l.lock().push((c2.now(), i));
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.expect("task");
+        }
+    });
+    let log = log.lock().clone();
+    (log, core.digest())
+}
+
+#[test]
+fn memory_kept_between_executors_changes_nothing() {
+    let fresh = std::thread::spawn(|| mixed(7)).join().unwrap();
+    let runs = std::thread::spawn(|| {
+        let first = mixed(7);
+        let kept = crate::spare::take();
+        assert!(kept.wheel.is_some(), "a finished run leaves its wheel");
+        crate::spare::give(kept);
+        // A burst in between: more than the cache keeps.
+        let _ = crowd(1);
+        (first, mixed(7), mixed(7), mixed(8))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(runs.0, fresh);
+    assert_eq!(runs.1, fresh, "an executor on kept memory runs the same");
+    assert_eq!(runs.2, fresh);
+    assert_ne!(runs.3, fresh, "another seed, another run");
+    assert_eq!(runs.3, std::thread::spawn(|| mixed(8)).join().unwrap());
+}

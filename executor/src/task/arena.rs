@@ -54,12 +54,22 @@ pub(crate) struct Arena {
 }
 
 impl Arena {
-    /// An empty arena that keeps `labels` (and their counts).
-    pub(crate) fn with_labels(labels: LabelTable) -> Self {
+    /// An empty arena that keeps `labels` (and their counts), in the
+    /// (empty) slot table `slots`.
+    pub(crate) fn new(slots: Slots<Slot>, labels: LabelTable) -> Self {
+        debug_assert_eq!(slots.len(), 0, "an arena starts empty");
         Self {
+            slots,
+            next_seq: 0,
             labels,
-            ..Self::default()
         }
+    }
+
+    /// The slot table of an emptied arena (see [`Arena::drain`]), for a
+    /// later arena; this one is left with a new, empty table.
+    pub(crate) fn take_slots(&mut self) -> Slots<Slot> {
+        debug_assert_eq!(self.slots.len(), 0, "take the slots of an emptied arena");
+        std::mem::take(&mut self.slots)
     }
 
     /// Stores a new task and wakes it, so it runs in a later round. A
@@ -155,7 +165,7 @@ impl Arena {
 
     /// Removes every task (the caller drops them outside any lock).
     pub(crate) fn drain(&mut self) -> Vec<Slot> {
-        let slots: Vec<Slot> = self.slots.drain().collect();
+        let slots = self.slots.take_all();
         for slot in &slots {
             self.left(slot);
         }

@@ -99,16 +99,27 @@ impl<T> Slots<T> {
         Some(value)
     }
 
-    /// Takes every value out and leaves the table empty.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> {
+    /// Removes every value, keeping the table's memory: afterwards the
+    /// table hands out keys exactly as a new one would.
+    pub(crate) fn take_all(&mut self) -> Vec<T> {
         self.next = 0;
         self.len = 0;
-        mem::take(&mut self.entries)
-            .into_iter()
+        self.entries
+            .drain(..)
             .filter_map(|entry| match entry {
                 Entry::Occupied(value) => Some(value),
                 Entry::Vacant(_) => None,
             })
+            .collect()
+    }
+
+    /// Frees an empty table's memory if it holds room for more than `max`
+    /// values (what a burst left behind), so a kept table stays small.
+    pub(crate) fn trim(&mut self, max: usize) {
+        debug_assert_eq!(self.len, 0, "trim an emptied table");
+        if self.entries.capacity() > max {
+            self.entries = Vec::new();
+        }
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
@@ -183,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn iter_and_drain_skip_vacant_entries() {
+    fn iter_and_take_all_skip_vacant_entries() {
         let mut slots = Slots::default();
         for i in 0..5 {
             slots.insert(i);
@@ -191,7 +202,7 @@ mod tests {
         slots.remove(0);
         slots.remove(3);
         assert_eq!(slots.iter().copied().collect::<Vec<_>>(), [1, 2, 4]);
-        assert_eq!(slots.drain().collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(slots.take_all(), [1, 2, 4]);
         assert_eq!(slots.len(), 0);
         assert_eq!(slots.insert(9), 0, "drained table starts over");
     }

@@ -5,7 +5,10 @@
 //! wake when it fires (`W`: a waker, or whatever the executor uses to name a
 //! task without touching a waker's reference count). Eleven levels of 64
 //! slots cover the whole `u64` nanosecond range; level `l` slots are `64^l`
-//! ns wide. A timer sits at the level of the highest 6-bit group in which
+//! ns wide. A level's slot lists exist from the first timer filed at that
+//! level on (a run that never sleeps builds none, a run of millisecond
+//! sleeps four), and [`Wheel::reset`] empties a wheel for reuse without
+//! giving them back. A timer sits at the level of the highest 6-bit group in which
 //! its deadline differs from the wheel's current time, so it is re-filed
 //! ("cascaded") at most ten times on its way down to level 0, where a slot
 //! is one nanosecond and every timer in it is due at exactly that instant.
@@ -18,6 +21,8 @@
 //!   earliest timers.
 //! * Timers fire in deadline order; timers with the same deadline fire in
 //!   registration order.
+//! * `lists` holds the levels up to the highest one a timer was ever filed
+//!   at: every occupied level is there.
 //! * Every pending timer has exactly one place, in the list of the slot it
 //!   is filed in, at the position its entry records; a slot's `occupied`
 //!   bit is set exactly when its list is non-empty, and a level's `levels`
@@ -76,7 +81,8 @@ struct Place {
 pub(crate) struct Wheel<W> {
     elapsed: u64,
     entries: Slots<Entry<W>>,
-    lists: [[Vec<Place>; SLOTS as usize]; LEVELS],
+    /// By level, then slot; grown on the first timer filed at a level.
+    lists: Vec<[Vec<Place>; SLOTS as usize]>,
     occupied: [u64; LEVELS],
     /// Bit `l` set when level `l` has an occupied slot.
     levels: u16,
@@ -100,7 +106,7 @@ impl<W> Wheel<W> {
         Self {
             elapsed: now,
             entries: Slots::default(),
-            lists: std::array::from_fn(|_| std::array::from_fn(|_| Vec::new())),
+            lists: Vec::new(),
             occupied: [0; LEVELS],
             levels: 0,
             next_seq: 0,
@@ -121,6 +127,12 @@ impl<W> Wheel<W> {
         self.next_seq += 1;
         let index =
             u32::try_from(self.entries.vacant_key()).expect("more than 2^32 pending timers");
+        // A new timer may need a level not built yet; re-filed timers only
+        // move down to levels below the one they left.
+        let level = level_for(self.elapsed, deadline);
+        if level >= self.lists.len() {
+            self.add_levels(level);
+        }
         let (level, slot, pos) = self.file(Place {
             deadline,
             seq,
@@ -224,7 +236,8 @@ impl<W> Wheel<W> {
     /// a cascade would do, without its buffers, sort and second walk (the
     /// common case of a program with one timer pending).
     fn fire_lone(&mut self, level: usize, slot: usize, now: u64, out: &mut Vec<W>) -> bool {
-        let [place] = self.lists[level][slot][..] else {
+        let list = &mut self.lists[level][slot];
+        let [place] = list[..] else {
             return false;
         };
         if place.deadline > now {
@@ -234,7 +247,7 @@ impl<W> Wheel<W> {
             return false;
         };
         debug_assert_eq!(entry.seq, place.seq, "a place names its own entry");
-        self.lists[level][slot].clear();
+        list.clear();
         self.vacate(level, slot);
         self.elapsed = self.elapsed.max(place.deadline);
         out.push(entry.waker);
@@ -249,12 +262,41 @@ impl<W> Wheel<W> {
         }
     }
 
-    /// Removes every timer, returning their wakers.
+    /// Removes every timer, returning their wakers. Only occupied slots are
+    /// visited; the levels' lists stay for the timers to come.
     pub(crate) fn clear(&mut self) -> Vec<W> {
-        self.lists = std::array::from_fn(|_| std::array::from_fn(|_| Vec::new()));
-        self.occupied = [0; LEVELS];
-        self.levels = 0;
-        self.entries.drain().map(|entry| entry.waker).collect()
+        while self.levels != 0 {
+            let level = self.levels.trailing_zeros() as usize;
+            while self.occupied[level] != 0 {
+                let slot = self.occupied[level].trailing_zeros() as usize;
+                release(&mut self.lists[level][slot]);
+                self.vacate(level, slot);
+            }
+        }
+        self.entries
+            .take_all()
+            .into_iter()
+            .map(|entry| entry.waker)
+            .collect()
+    }
+
+    /// Makes an empty wheel (see [`Wheel::clear`]) behave exactly as
+    /// `Wheel::new(now)`, keeping its memory: the next timer gets the first
+    /// id and sequence number a new wheel would give it.
+    pub(crate) fn reset(&mut self, now: u64) {
+        debug_assert_eq!(self.len(), 0, "reset an emptied wheel");
+        debug_assert_eq!(self.levels, 0);
+        self.elapsed = now;
+        self.next_seq = 0;
+        self.scratch.clear();
+    }
+
+    /// Frees what an emptied wheel keeps beyond room for `max` timers.
+    pub(crate) fn trim(&mut self, max: usize) {
+        self.entries.trim(max);
+        if self.scratch.capacity() > max {
+            self.scratch = Vec::new();
+        }
     }
 
     /// The first occupied slot at the lowest occupied level and the virtual
@@ -347,6 +389,7 @@ impl<W> Wheel<W> {
 
     /// Appends `place` to the list of the slot its deadline falls in, given
     /// the wheel's time, and returns where it went, for the timer's entry.
+    #[inline(always)]
     fn file(&mut self, place: Place) -> (u8, u8, u32) {
         let level = level_for(self.elapsed, place.deadline);
         let slot = slot_for(place.deadline, level);
@@ -356,6 +399,19 @@ impl<W> Wheel<W> {
         self.occupied[level] |= 1 << slot;
         self.levels |= 1 << level;
         (level as u8, slot as u8, pos)
+    }
+}
+
+impl<W> Wheel<W> {
+    /// Builds the slot lists of every level up to `level`, on the first
+    /// timer filed there.
+    #[cold]
+    #[inline(never)]
+    fn add_levels(&mut self, level: usize) {
+        self.lists.reserve_exact(level + 1 - self.lists.len());
+        while self.lists.len() <= level {
+            self.lists.push(std::array::from_fn(|_| Vec::new()));
+        }
     }
 }
 
@@ -621,6 +677,29 @@ mod tests {
         assert!(out.is_empty());
         wheel.expire(10_000, &mut out);
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn levels_are_built_on_first_use_and_a_reset_wheel_is_new_again() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut wheel = Wheel::new(0);
+        assert!(wheel.lists.is_empty(), "an unused wheel builds no level");
+        wheel.insert(1_000_000, waker(&log, 0));
+        assert_eq!(wheel.lists.len(), 4, "a millisecond needs levels 0..=3");
+        wheel.insert(5, waker(&log, 1));
+        assert_eq!(wheel.lists.len(), 4);
+        assert_eq!(wheel.clear().len(), 2);
+        assert!(wheel.lists.iter().flatten().all(Vec::is_empty));
+        wheel.reset(7_000);
+        let mut new = Wheel::new(7_000);
+        for (i, deadline) in [7_000, 9_000_000, 7_001, 1 << 40].into_iter().enumerate() {
+            assert_eq!(
+                wheel.insert(deadline, waker(&log, i)),
+                new.insert(deadline, waker(&log, i)),
+                "the same ids as a new wheel"
+            );
+        }
+        assert_eq!(run_all(&mut wheel, &log), run_all(&mut new, &log));
     }
 
     #[test]
