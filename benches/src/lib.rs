@@ -8,7 +8,9 @@
 //! * [`tokio_ct`]: the same workloads written directly on tokio's
 //!   current_thread runtime, where the workload has a tokio equivalent.
 //! * [`WORKLOADS`]: names, sizes and targets shared by the criterion bench
-//!   (`benches/runtime.rs`) and the report generator (`src/bin/results.rs`).
+//!   (`benches/runtime.rs`) and the report generator (`src/bin/results.rs`);
+//!   [`SEED_WORKLOADS`] and [`NETWORK_STORAGE`] the same for `benches/seed.rs`
+//!   and `benches/network_storage.rs`.
 //! * [`memory`]: the counting allocator and the per-task memory measurement.
 //!
 //! # Invariants
@@ -176,6 +178,27 @@ pub const WORKLOADS: &[Workload] = &[
         unit: "task",
         target: 8.0,
         versus_tokio: false,
+    },
+];
+
+/// The price of a seed: a fresh runtime per seed (the `seed` bench), in
+/// table order.
+pub const SEED_WORKLOADS: &[Workload] = &[
+    Workload {
+        group: "seed_empty",
+        description: "a fresh runtime per seed running an empty root, auditor state read, dropped (1,000 seeds)",
+        ops: SEEDS,
+        unit: "seed",
+        target: 3.0,
+        versus_tokio: true,
+    },
+    Workload {
+        group: "seed_sweep",
+        description: "a fresh runtime per seed running 10 tasks × (10 `reschedule()`, then a 1 ms sleep), auditor state read, dropped (1,000 seeds)",
+        ops: SEEDS,
+        unit: "seed",
+        target: 5.0,
+        versus_tokio: true,
     },
 ];
 

@@ -137,8 +137,10 @@ pub(crate) struct Shared {
 impl Shared {
     /// See [`Core::abort`].
     pub(crate) fn abort(&self, id: TaskId) -> bool {
+        // The removed task is dropped under the lock, not the borrow (see
+        // `OwnedTask`'s drop).
+        let guard = self.state.lock();
         let removed = {
-            let guard = self.state.lock();
             let mut state = guard.borrow_mut();
             if state.arena.get(id).is_none() {
                 return false;
@@ -158,6 +160,7 @@ impl Shared {
             removed
         };
         drop(removed);
+        drop(guard);
         true
     }
 }
@@ -408,15 +411,17 @@ impl Core {
         Core::from_state(next, spare.ready, self.shared.cycle, self.shared.deadline)
     }
 
-    /// Drops every task and timer (outside the state borrow).
+    /// Drops every task and timer (outside the state borrow, under the
+    /// lock: see `OwnedTask`'s drop).
     pub(crate) fn clear(&self) {
+        let guard = self.shared.state.lock();
         let (slots, wakers) = {
-            let guard = self.shared.state.lock();
             let mut state = guard.borrow_mut();
             (state.arena.drain(), state.wheel.clear())
         };
         drop(slots);
         drop(wakers);
+        drop(guard);
     }
 
     /// Hands the memory of a run that is over (`ended`, tasks and timers

@@ -68,7 +68,7 @@ impl ReadyQueue {
     /// every wake asks, and the task vtable that wakes lives in another
     /// module (so, in a release build, possibly another codegen unit).
     #[inline]
-    fn is_current(&self) -> bool {
+    pub(crate) fn is_current(&self) -> bool {
         CURRENT.with(|current| std::ptr::eq(current.get(), self))
     }
 

@@ -406,3 +406,80 @@ fn memory_kept_between_executors_changes_nothing() {
     assert_ne!(runs.3, fresh, "another seed, another run");
     assert_eq!(runs.3, std::thread::spawn(|| mixed(8)).join().unwrap());
 }
+
+/// Wakers cloned on the executor's thread (biased counts) and dropped on
+/// another, wakers cloned there and dropped here before and after their
+/// task finished, wakes from both sides, and an abort from another thread:
+/// every task block is freed once, which the state's count of blocks shows.
+#[test]
+fn wakers_crossing_threads_free_every_task_block() {
+    use std::sync::mpsc;
+    let exec = executor(9);
+    let core = exec.core().clone();
+    let blocks = || Arc::strong_count(&core.shared);
+    let base = blocks();
+    let (to_remote, remote_rx) = mpsc::channel::<Waker>();
+    let (to_home, home_rx) = mpsc::channel::<Waker>();
+    let remote = std::thread::spawn(move || {
+        for waker in remote_rx {
+            let clone = waker.clone();
+            waker.wake_by_ref();
+            to_home.send(clone).unwrap();
+            drop(waker);
+        }
+    });
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let (c, k) = (core.clone(), kept.clone());
+    let home = Arc::new(Mutex::new(home_rx));
+    let result = exec.run("root", async move {
+        let mut handles = Vec::new();
+        for i in 0..40 {
+            let (to_remote, k) = (to_remote.clone(), k.clone());
+            handles.push(c.spawn("crossing", async move {
+                std::future::poll_fn(|cx| {
+                    to_remote.send(cx.waker().clone()).unwrap();
+                    k.lock().push(cx.waker().clone());
+                    drop(cx.waker().clone());
+                    Poll::Ready(())
+                })
+                .await;
+                for _ in 0..i % 4 {
+                    yield_now().await;
+                }
+            }));
+        }
+        let victim = c.spawn("victim", std::future::pending::<()>());
+        yield_now().await;
+        // The other thread gets the state between rounds: no joining it
+        // from inside the run.
+        let (id, c2) = (victim.id(), c.clone());
+        let aborter = std::thread::spawn(move || assert!(c2.abort(id)));
+        while !aborter.is_finished() {
+            yield_now().await;
+        }
+        aborter.join().unwrap();
+        assert_eq!(victim.await, Err(Canceled));
+        for handle in handles {
+            handle.await.expect("task");
+        }
+        // Clones made on the other thread, dropped here: some of their
+        // tasks are done, some wakes are late.
+        let home = home.lock();
+        for _ in 0..40 {
+            let waker = home.recv().unwrap();
+            waker.wake_by_ref();
+            drop(waker);
+        }
+        // Half the wakers kept here, dropped here after their tasks ended;
+        // the other half dropped after the run, on this test's thread.
+        let mut kept = k.lock();
+        kept.truncate(20);
+    });
+    if let Err(failure) = result {
+        panic!("run failed: {failure}");
+    }
+    remote.join().unwrap();
+    assert_eq!(kept.lock().len(), 20);
+    drop(kept);
+    assert_eq!(blocks(), base, "every task block was freed");
+}

@@ -7,8 +7,10 @@
 //! harmless. A wake goes to the task's executor's ready queue (`ready.rs`).
 //!
 //! # Invariants
-//! * Waking allocates nothing; cloning a waker is one reference-count
-//!   increment.
+//! * Waking allocates nothing; cloning or dropping a waker changes the
+//!   block's reference count once: on the executor's thread while the task
+//!   is in its arena, with a plain load and store; otherwise with one
+//!   atomic read-modify-write (see `refs.rs`).
 //! * Every waker built here owns exactly one reference to its task's block
 //!   (except the borrowed waker of [`WakerRef`], which owns none and never
 //!   drops one).
