@@ -140,15 +140,37 @@ impl Marks {
 
 /// Wakes from threads other than the executor's: at most one entry per
 /// task, guarded by the task's `remote` mark.
+///
+/// The queue itself is allocated by the first such wake: most runs never
+/// see one, and the queue (two cache-padded ends) would otherwise make
+/// every executor's state an over-aligned allocation twice its size. A
+/// drain that finds no queue yet finds what a drain of an empty one
+/// would; the once-cell publishes the queue (release, acquire) before any
+/// entry pushed into it can be seen. The models use an eager queue.
 pub(crate) struct RemoteQueue<T> {
+    #[cfg(not(loom))]
+    entries: std::sync::OnceLock<Box<SegQueue<T>>>,
+    #[cfg(loom)]
     entries: SegQueue<T>,
 }
 
 impl<T: Copy> RemoteQueue<T> {
     pub(crate) fn new() -> Self {
         Self {
+            #[cfg(not(loom))]
+            entries: std::sync::OnceLock::new(),
+            #[cfg(loom)]
             entries: SegQueue::new(),
         }
+    }
+
+    /// The queue, if a remote wake ever built it.
+    #[inline]
+    fn queue(&self) -> Option<&SegQueue<T>> {
+        #[cfg(not(loom))]
+        return self.entries.get().map(|queue| &**queue);
+        #[cfg(loom)]
+        return Some(&self.entries);
     }
 
     /// A wake of the task with marks `marks`, from a thread other than the
@@ -157,7 +179,11 @@ impl<T: Copy> RemoteQueue<T> {
     #[inline]
     pub(crate) fn wake(&self, marks: &Marks, id: impl FnOnce() -> T) {
         if marks.mark_remote() {
-            self.entries.push(id());
+            #[cfg(not(loom))]
+            let queue = self.entries.get_or_init(|| Box::new(SegQueue::new()));
+            #[cfg(loom)]
+            let queue = &self.entries;
+            queue.push(id());
         }
     }
 
@@ -171,9 +197,12 @@ impl<T: Copy> RemoteQueue<T> {
         out: &mut Vec<T>,
         mut marks_of: impl FnMut(T) -> Option<&'a Marks>,
     ) {
+        let Some(queue) = self.queue() else {
+            return;
+        };
         // Checking first is cheaper than a failed `pop`, the usual case.
-        if !self.entries.is_empty() {
-            while let Some(id) = self.entries.pop() {
+        if !queue.is_empty() {
+            while let Some(id) = queue.pop() {
                 if marks_of(id).is_some_and(Marks::accept_remote_wake) {
                     out.push(id);
                 }
@@ -183,13 +212,13 @@ impl<T: Copy> RemoteQueue<T> {
 
     /// Whether no entry waits.
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.queue().is_none_or(SegQueue::is_empty)
     }
 
     /// How many entries wait.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.queue().map_or(0, SegQueue::len)
     }
 }
 

@@ -251,16 +251,16 @@ impl Digest {
         // Spelled out digit by digit: `format!` costs more than the rest of
         // an empty run, and a sweep reads the state of every seed.
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = String::with_capacity(32);
-        for word in [
+        let mut hex = [0u8; 32];
+        let words = [
             finish(self.a ^ self.events),
             finish(self.b.wrapping_add(self.a)),
-        ] {
-            for shift in (0..16).rev() {
-                hex.push(DIGITS[(word >> (shift * 4)) as usize & 15] as char);
-            }
+        ];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            let shift = 60 - 4 * (i % 16);
+            *digit = DIGITS[(words[i / 16] >> shift) as usize & 15];
         }
-        hex
+        String::from_utf8(hex.to_vec()).expect("hex digits are ASCII")
     }
 }
 

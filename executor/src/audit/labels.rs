@@ -37,6 +37,9 @@ use std::{
 /// label and searching the table.
 const RECENT: usize = 8;
 
+/// Up to this many labels, a lookup scans the table instead of a map.
+const SCAN: usize = 8;
+
 /// Names one label of one executor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LabelId(u32);
@@ -131,6 +134,9 @@ struct Recent {
 pub(crate) struct LabelTable {
     /// By id.
     counts: Vec<Arc<Counts>>,
+    /// By name, once the table holds more than [`SCAN`] labels; until then
+    /// a lookup scans `counts` (most runs have a handful of labels, and the
+    /// map's node would be one more allocation per runtime).
     index: BTreeMap<Arc<str>, LabelId>,
     published: Published,
     recent: [Option<Recent>; RECENT],
@@ -145,7 +151,11 @@ impl LabelTable {
 
     /// The id of `label` itself, interned on first use.
     pub(crate) fn intern(&mut self, label: &str) -> LabelId {
-        if let Some(&id) = self.index.get(label) {
+        if self.counts.len() <= SCAN {
+            if let Some(id) = self.counts.iter().position(|counts| *counts.name == *label) {
+                return LabelId(id as u32);
+            }
+        } else if let Some(&id) = self.index.get(label) {
             return id;
         }
         let id = LabelId(u32::try_from(self.counts.len()).expect("more than 2^32 labels"));
@@ -153,7 +163,15 @@ impl LabelTable {
         let counts = Arc::new(Counts::new(label.clone()));
         self.published.0.lock().push(counts.clone());
         self.counts.push(counts);
-        self.index.insert(label, id);
+        if self.counts.len() > SCAN {
+            if self.index.is_empty() {
+                for (i, counts) in self.counts.iter().enumerate() {
+                    self.index.insert(counts.name.clone(), LabelId(i as u32));
+                }
+            } else {
+                self.index.insert(label, id);
+            }
+        }
         id
     }
 
@@ -305,6 +323,19 @@ mod tests {
         // An unlabelled parent prefixes nothing.
         let empty = labels.intern("");
         assert_eq!(labels.child(Some(empty), "a"), a);
+    }
+
+    #[test]
+    fn a_label_keeps_its_id_past_the_scanned_table() {
+        let mut labels = LabelTable::default();
+        let names: Vec<String> = (0..3 * SCAN).map(|i| format!("l{i}")).collect();
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(labels.intern(name).get(), i as u32);
+            for (j, earlier) in names[..=i].iter().enumerate() {
+                assert_eq!(labels.intern(earlier).get(), j as u32);
+            }
+        }
+        assert_eq!(labels.len(), 3 * SCAN);
     }
 
     #[test]

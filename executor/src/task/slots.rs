@@ -103,6 +103,11 @@ impl<T> Slots<T> {
     /// table hands out keys exactly as a new one would.
     pub(crate) fn take_all(&mut self) -> Vec<T> {
         self.next = 0;
+        if self.len == 0 {
+            // Only vacant entries: nothing to drop or hand out.
+            self.entries.clear();
+            return Vec::new();
+        }
         self.len = 0;
         self.entries
             .drain(..)

@@ -273,11 +273,11 @@ impl<W> Wheel<W> {
                 self.vacate(level, slot);
             }
         }
-        self.entries
-            .take_all()
-            .into_iter()
-            .map(|entry| entry.waker)
-            .collect()
+        let entries = self.entries.take_all();
+        if entries.is_empty() {
+            return Vec::new();
+        }
+        entries.into_iter().map(|entry| entry.waker).collect()
     }
 
     /// Makes an empty wheel (see [`Wheel::clear`]) behave exactly as
