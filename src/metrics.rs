@@ -175,7 +175,18 @@ struct IoCollector(Arc<IoMetrics>);
 
 impl Collector for IoCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let metrics = &*self.0;
+        self.0.encode(&mut encoder)
+    }
+}
+
+impl IoMetrics {
+    /// Encodes the metrics as the counters and gauge the reference
+    /// registers (for a collector that reports them with others).
+    pub(crate) fn encode(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        let metrics = self;
         for (name, help, count) in NETWORK {
             let family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             ConstCounter::new(count(metrics).get()).encode(family)?;

@@ -427,15 +427,16 @@ pub(crate) struct Injector {
 
 impl Injector {
     pub(crate) fn new(faults: Faults) -> Self {
-        let injector = Self {
-            config: Mutex::new(Faults::default()),
-            generation: AtomicU64::new(0),
-            network: AtomicBool::new(false),
-            storage: AtomicBool::new(false),
+        // What `set` would leave on a new injector (no partitions yet),
+        // without its locks: every runtime builds one.
+        faults.check();
+        Self {
+            network: AtomicBool::new(faults.network_active()),
+            storage: AtomicBool::new(faults.storage_active()),
+            config: Mutex::new(faults),
+            generation: AtomicU64::new(1),
             cuts: Mutex::new(Cuts::default()),
-        };
-        injector.set(faults);
-        injector
+        }
     }
 
     /// Replaces the settings (partitions in force stay).

@@ -1,5 +1,6 @@
 //! The deterministic runtime's task metrics: [`TaskCounts`], a prometheus
-//! collector over the counts the executor keeps per label.
+//! collector over the counts the executor keeps per label, registered with
+//! the runtime's network and storage metrics as one collector.
 //!
 //! The executor counts under the state borrow it already holds (no atomics,
 //! see `commonware_executor::LabelStats`), and the registry reads those
@@ -10,7 +11,7 @@
 //! * A recovered runtime points the same collector at its own executor,
 //!   which carries the counts on, so one registry sees one series.
 
-use crate::metrics::{TaskLabel, TASKS_RUNNING, TASKS_SPAWNED, TASK_POLLS};
+use crate::metrics::{IoMetrics, TaskLabel, TASKS_RUNNING, TASKS_SPAWNED, TASK_POLLS};
 use commonware_executor::Core;
 use parking_lot::Mutex;
 use prometheus_client::{
@@ -29,14 +30,36 @@ pub(crate) struct TaskCounts {
     source: Arc<Mutex<Option<Core>>>,
 }
 
+/// Everything a deterministic runtime reports, registered as one collector
+/// (one registration per runtime, no name copied): the network and storage
+/// metrics, then the task counts.
+#[derive(Debug)]
+struct RuntimeCollector {
+    io: Arc<IoMetrics>,
+    tasks: TaskCounts,
+}
+
+impl Collector for RuntimeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.io.encode(&mut encoder)?;
+        self.tasks.encode(encoder)
+    }
+}
+
 impl TaskCounts {
-    /// Registers the counts in `registry`; they report nothing until
+    /// Creates a runtime's task counts and network and storage metrics and
+    /// registers them in `registry`; the counts report nothing until
     /// [`TaskCounts::read_from`] names an executor.
-    pub(crate) fn register(registry: &std::sync::Mutex<Registry>) -> Self {
+    pub(crate) fn register(registry: &std::sync::Mutex<Registry>) -> (Self, Arc<IoMetrics>) {
         let counts = Self::default();
+        let io = Arc::new(IoMetrics::default());
+        let collector = RuntimeCollector {
+            io: io.clone(),
+            tasks: counts.clone(),
+        };
         let mut registry = registry.lock().unwrap_or_else(|e| e.into_inner());
-        registry.register_collector(Box::new(counts.clone()));
-        counts
+        registry.register_collector(Box::new(collector));
+        (counts, io)
     }
 
     /// Reports the counts of `core`'s executor from now on.

@@ -273,8 +273,7 @@ impl Executor {
             deadline,
             scheduler,
         });
-        let task_counts = TaskCounts::register(&cfg.registry);
-        let metrics = IoMetrics::init(&cfg.registry);
+        let (task_counts, metrics) = TaskCounts::register(&cfg.registry);
         let auditor = Arc::new(Auditor::new());
         let faults = Arc::new(faults::Injector::new(cfg.faults));
         let runtime = Runtime::new(
