@@ -67,7 +67,9 @@ pub struct LabelStats {
 /// One label and its counts (see the module doc for why atomics).
 #[derive(Debug)]
 struct Counts {
-    name: Arc<str>,
+    /// Boxed, not shared: a reader copies it (scrapes are rare), a runtime
+    /// saves an allocation per label.
+    name: Box<str>,
     spawned: AtomicU64,
     running: AtomicU64,
     polls: AtomicU64,
@@ -83,7 +85,7 @@ fn bump(counter: &AtomicU64, delta: u64) {
 }
 
 impl Counts {
-    fn new(name: Arc<str>) -> Self {
+    fn new(name: Box<str>) -> Self {
         Self {
             name,
             spawned: AtomicU64::new(0),
@@ -109,12 +111,13 @@ pub(crate) struct Published(Arc<Mutex<Vec<Arc<Counts>>>>);
 impl Published {
     /// Every label with counted tasks and its counts, in label order.
     pub(crate) fn counted(&self) -> Vec<(Arc<str>, LabelStats)> {
-        let mut counted: Vec<_> = self
+        let mut counted: Vec<(Arc<str>, LabelStats)> = self
             .0
             .lock()
             .iter()
-            .map(|counts| (counts.name.clone(), counts.stats()))
+            .map(|counts| (counts, counts.stats()))
             .filter(|(_, stats)| stats.spawned > 0)
+            .map(|(counts, stats)| (Arc::from(&*counts.name), stats))
             .collect();
         counted.sort_by(|a, b| a.0.cmp(&b.0));
         counted
@@ -137,7 +140,7 @@ pub(crate) struct LabelTable {
     /// By name, once the table holds more than [`SCAN`] labels; until then
     /// a lookup scans `counts` (most runs have a handful of labels, and the
     /// map's node would be one more allocation per runtime).
-    index: BTreeMap<Arc<str>, LabelId>,
+    index: BTreeMap<Box<str>, LabelId>,
     published: Published,
     recent: [Option<Recent>; RECENT],
     next: usize,
@@ -159,8 +162,7 @@ impl LabelTable {
             return id;
         }
         let id = LabelId(u32::try_from(self.counts.len()).expect("more than 2^32 labels"));
-        let label: Arc<str> = label.into();
-        let counts = Arc::new(Counts::new(label.clone()));
+        let counts = Arc::new(Counts::new(label.into()));
         self.published.0.lock().push(counts.clone());
         self.counts.push(counts);
         if self.counts.len() > SCAN {
@@ -169,7 +171,7 @@ impl LabelTable {
                     self.index.insert(counts.name.clone(), LabelId(i as u32));
                 }
             } else {
-                self.index.insert(label, id);
+                self.index.insert(label.into(), id);
             }
         }
         id
