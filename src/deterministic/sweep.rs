@@ -7,7 +7,12 @@
 //!   lowest failing seed of the range (or shard), and every lower seed of it
 //!   has run and passed.
 //! * Every run is an independent runtime with its own metrics registry, so
-//!   a sweep's memory stays flat however many seeds it runs.
+//!   a sweep's memory stays flat however many seeds it runs. The seeds a
+//!   thread runs one after another reuse the executor memory the previous
+//!   run left on that thread (the executor keeps it per thread), which
+//!   changes allocation only, never a run.
+//! * Passing seeds run without a recorder; only the lowest failing seed is
+//!   recorded, by running it again under one.
 //! * Nothing here feeds wall-clock time, thread ids or hash order into a
 //!   run; threads only decide which seed runs where, never how.
 
