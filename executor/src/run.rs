@@ -79,10 +79,12 @@ pub enum Failure {
         payload: Box<dyn Any + Send>,
     },
     /// Nothing could ever run again. The message starts with
-    /// `runtime stalled` and lists the pending tasks.
+    /// `runtime stalled` and lists the pending tasks, each with what its
+    /// last poll waited on (see [`Wait`](crate::Wait)).
     Stalled(String),
     /// Virtual time reached the deadline. The message starts with
-    /// `runtime timeout`.
+    /// `runtime timeout` and lists the pending tasks with what each waits
+    /// on, as the stall report does.
     Timeout(String),
 }
 
@@ -223,9 +225,11 @@ impl Executor {
                 let mut state = round.borrow_mut();
                 if let Some(deadline) = shared.deadline {
                     if state.now >= deadline {
+                        drop(state);
                         return Err(Failure::Timeout(format!(
-                            "runtime timeout: virtual time reached {:?} after the epoch",
-                            Duration::from_nanos(deadline)
+                            "runtime timeout: virtual time reached {:?} after the epoch; {}",
+                            Duration::from_nanos(deadline),
+                            self.core.wait_report()
                         )));
                     }
                 }
