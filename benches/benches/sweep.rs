@@ -1,6 +1,8 @@
 //! Seed-sweep throughput: how many seeds per second `deterministic::Sweep`
 //! runs a small program (10 tasks, 100 yields each) on one thread and on
-//! several, under the default strategy and under PCT.
+//! several, under the default strategy, under PCT, under uniform rounds
+//! with hold-backs and under the portfolio (the recommended strategy for
+//! bug hunting, which should sweep within 20% of uniform's rate).
 //!
 //! A sweep is only useful if it covers many seeds in the time a test may
 //! take, so this measures the whole per-seed cost (building a runtime, its
@@ -51,6 +53,18 @@ fn sweep(c: &mut Criterion) {
             "pct3",
             Strategy::Pct {
                 depth: 3,
+                steps: (TASKS * YIELDS) as u64,
+            },
+        ),
+        (
+            "hold",
+            Strategy::Hold {
+                steps: (TASKS * YIELDS) as u64,
+            },
+        ),
+        (
+            "portfolio",
+            Strategy::Portfolio {
                 steps: (TASKS * YIELDS) as u64,
             },
         ),

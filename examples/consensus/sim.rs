@@ -41,13 +41,14 @@ use crate::{
 };
 use commonware_runtime::{
     deterministic::{
-        self, Config, Context, Executor, Halt, LinkFaults, PartitionMode, StorageFaults,
+        self, Config, Context, Executor, Halt, LinkFaults, PartitionMode, Points, StorageFaults,
     },
-    Clock, Handle, Runner, Spawner,
+    Assertions, Clock, Handle, Runner, Spawner,
 };
 use parking_lot::Mutex;
 use rand::{seq::SliceRandom, Rng};
 use std::{
+    collections::{BTreeMap, BTreeSet},
     fmt,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     ops::Range,
@@ -218,6 +219,8 @@ pub struct Report {
     pub terms: u64,
     pub injected: Injected,
     pub outcome: Outcome,
+    /// The run's reachability points.
+    pub points: Points,
 }
 
 impl Report {
@@ -266,6 +269,7 @@ pub fn run(options: &Options, seed: u64) -> Report {
         faults: options.faults.runtime(false),
         ..Config::default()
     });
+    context.collect_points();
     if options.faults.partition {
         let mut faults = context.faults();
         faults.partition_mode = match context.gen_bool(0.5) {
@@ -315,6 +319,11 @@ pub fn run(options: &Options, seed: u64) -> Report {
         terms: cluster.checker.terms(),
         injected: state.injected,
         outcome: state.outcome.clone().unwrap_or(Outcome::Pass),
+        points: {
+            let mut points = Points::default();
+            points.add(seed, &context);
+            points
+        },
     }
 }
 
@@ -331,6 +340,8 @@ struct State {
     down: Vec<bool>,
     /// Whether a partition is in force.
     partitioned: bool,
+    /// The candidates of each term.
+    candidates: BTreeMap<u64, BTreeSet<u64>>,
     injected: Injected,
     /// Set when the run is over.
     outcome: Option<Outcome>,
@@ -374,6 +385,7 @@ impl Cluster {
             state: Mutex::new(State {
                 down: vec![false; options.nodes],
                 partitioned: false,
+                candidates: BTreeMap::new(),
                 injected: Injected::default(),
                 outcome: None,
             }),
@@ -530,6 +542,15 @@ impl Observer for Watch {
         self.cluster.checker.started(node);
     }
 
+    fn campaigning(&self, node: u64, term: u64) {
+        let mut state = self.cluster.state.lock();
+        let candidates = state.candidates.entry(term).or_default();
+        candidates.insert(node);
+        let split = candidates.len() >= 2;
+        drop(state);
+        self.context.sometimes("two candidates in one term", split);
+    }
+
     fn elected(&self, node: u64, term: u64) {
         self.cluster.checker.elected(node, term);
         let event = format_args!("node {node} leads term {term}");
@@ -538,5 +559,8 @@ impl Observer for Watch {
 
     fn committed(&self, node: u64, index: u64, entry: Entry) {
         self.cluster.checker.committed(node, index, entry);
+        let partitioned = self.cluster.state.lock().partitioned;
+        self.context
+            .sometimes("commit during a partition", partitioned);
     }
 }

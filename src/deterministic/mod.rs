@@ -63,6 +63,7 @@ mod failure;
 mod faults;
 mod metrics;
 mod network;
+mod points;
 mod storage;
 mod strategy;
 
@@ -77,6 +78,7 @@ pub use auditor::Auditor;
 pub use determinism::{check_determinism, Divergence};
 pub use faults::{Faults, Halt, LinkFaults, PartitionMode, StorageFaults, SECTOR};
 pub use network::{Listener, Sink, Stream};
+pub use points::{Point, PointKind, Points};
 pub use run::{record, try_run, FailedRun};
 pub use shrink::{shrink, shrink_with, Shrunk};
 pub use storage::{Blob, Partition, MAX_BLOB_LEN};
@@ -98,13 +100,18 @@ use std::{
     panic::resume_unwind,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 /// Label of the task passed to `Runner::start`.
 const ROOT_TASK: &str = "root";
+
+/// How the stall and timeout reports show a task waiting on `stopped()`.
+static STOPPED_WAIT: commonware_executor::WaitNote = commonware_executor::WaitNote {
+    describe: |f, _| f.write_str("the stopped() signal (nothing called stop)"),
+};
 
 /// Configuration for the `deterministic` runtime.
 #[derive(Clone)]
@@ -189,12 +196,18 @@ struct Runtime {
     /// Fault settings and partitions in force: carried into a recovered
     /// instance (they belong to the simulated hardware).
     faults: Arc<faults::Injector>,
+    /// The strategy the run was configured with (failure lines name it,
+    /// and the member a portfolio seed ran).
+    strategy: Strategy,
+    /// This run's reachability points, once something collects them (a
+    /// sweep, `Context::collect_points`); shared with recovered instances.
+    points: OnceLock<Arc<points::RunPoints>>,
 }
 
 impl Runtime {
     fn new(
         executor: commonware_executor::Executor,
-        seed: u64,
+        (seed, strategy): (u64, Strategy),
         metrics: Arc<IoMetrics>,
         task_counts: TaskCounts,
         auditor: Arc<Auditor>,
@@ -219,15 +232,20 @@ impl Runtime {
             network,
             storage,
             faults,
+            strategy,
+            points: OnceLock::new(),
         })
     }
 
     /// Prints the failure line (see [`failure`]) before a failure
     /// propagates.
     fn report_failure(&self, task: Option<&str>, message: &str) {
+        let member = self.strategy.member(self.seed);
+        let is_portfolio = matches!(self.strategy, Strategy::Portfolio { .. });
         let line = FailureLine {
             seed: self.seed,
-            strategy: &self.core.scheduler_name(),
+            strategy: &self.strategy,
+            member: is_portfolio.then_some(&member as &dyn std::fmt::Display),
             message,
             task,
             time: Duration::from_nanos(self.core.now()),
@@ -272,7 +290,7 @@ impl Executor {
         let faults = Arc::new(faults::Injector::new(cfg.faults));
         let runtime = Runtime::new(
             executor,
-            cfg.seed,
+            (cfg.seed, cfg.strategy),
             metrics,
             task_counts,
             auditor.clone(),
@@ -406,15 +424,19 @@ impl Context {
         if old.recovered.swap(true, Ordering::SeqCst) {
             panic!("runtime has already been recovered");
         }
-        let runtime = Runtime::new(
+        let successor = Runtime::new(
             old.core.successor(),
-            old.seed,
+            (old.seed, old.strategy.clone()),
             old.metrics.clone(),
             old.task_counts.clone(),
             old.auditor.clone(),
             Arc::new(old.storage.fork()),
             old.faults.clone(),
         );
+        if let Some(points) = old.points.get() {
+            let _ = successor.points.set(points.clone());
+        }
+        let runtime = successor;
         (
             Runner {
                 runtime: runtime.clone(),
@@ -430,6 +452,60 @@ impl Context {
     fn core(&self) -> &Core {
         &self.runtime.core
     }
+
+    /// Starts collecting this run's reachability points (see
+    /// [`Assertions`](crate::Assertions)) so [`Points::add`] can tally them;
+    /// a sweep does this for every seed. Collecting changes nothing in the
+    /// run: points draw nothing and are not audited.
+    pub fn collect_points(&self) {
+        let _ = self.runtime.points.set(Arc::default());
+    }
+
+    /// The points collected so far: `(name, kind, reached)`, in
+    /// declaration order (empty when nothing collects).
+    pub(super) fn points(&self) -> Vec<(&'static str, PointKind, bool)> {
+        self.runtime
+            .points
+            .get()
+            .map(|points| points.snapshot())
+            .unwrap_or_default()
+    }
+
+    #[inline]
+    fn note_point(&self, name: &'static str, kind: PointKind, hit: bool) {
+        if let Some(points) = self.runtime.points.get() {
+            points.note(name, kind, hit);
+        }
+    }
+}
+
+/// Reachability points: tallied when a sweep (or
+/// [`Context::collect_points`]) collects them, otherwise one atomic load.
+/// Never audited and never drawing, so they cannot change a run.
+impl crate::Assertions for Context {
+    #[inline]
+    fn sometimes(&self, name: &'static str, condition: bool) {
+        self.note_point(name, PointKind::Sometimes, condition);
+    }
+
+    #[inline]
+    fn reached(&self, name: &'static str) {
+        self.note_point(name, PointKind::Reached, true);
+    }
+
+    #[inline]
+    fn always(&self, name: &'static str, condition: bool) {
+        self.note_point(name, PointKind::Always, true);
+        if !condition {
+            always_failed(name);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn always_failed(name: &str) -> ! {
+    panic!("always '{name}' failed")
 }
 
 impl crate::Spawner for Context {
@@ -453,6 +529,10 @@ impl crate::Spawner for Context {
 
     fn stopped(&self) -> Signal {
         self.core().audit(kind::STOPPED, 0, &[]);
+        // For the stall and timeout reports: a task that asks for the
+        // signal in its last poll most likely waits on it.
+        self.core()
+            .note_wait(commonware_executor::Wait::Note(&STOPPED_WAIT, 0));
         self.runtime.signal.clone()
     }
 }

@@ -12,8 +12,8 @@
 //!   run; threads only decide which seed runs where, never how.
 
 use super::{
-    run::{record, run_once, try_run, FailedRun, Observe},
-    Config, Context, Strategy,
+    run::{record, run_once, FailedRun, Observe},
+    Config, Context, Points, Strategy,
 };
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
@@ -56,6 +56,11 @@ pub struct Swept {
     pub seeds: u64,
     /// OS threads used.
     pub threads: usize,
+    /// Every reachability point the runs declared (see
+    /// [`Assertions`](crate::Assertions)), with how many seeds reached it
+    /// and the first that did; its `Display` is a table that marks the
+    /// points no seed reached ([`Points::gaps`]).
+    pub points: Points,
 }
 
 /// A sweep of a test body over many seeds.
@@ -139,16 +144,17 @@ impl Sweep {
         (seed < self.seeds.end).then_some(seed)
     }
 
-    /// The config the sweep runs: a PCT step estimate of 0 is replaced by
-    /// the number of polls of the range's first seed under `Uniform`.
-    fn calibrated<F, Fut>(&self, body: &F) -> Config
+    /// The config the sweep runs: a step estimate of 0 (PCT, hold,
+    /// portfolio) is replaced by the number of polls of the range's first
+    /// seed under `Uniform` (which this runs once to count them).
+    pub fn calibrated<F, Fut>(&self, body: &F) -> Config
     where
         F: Fn(Context) -> Fut,
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
         let mut config = self.config.clone();
-        if let Strategy::Pct { depth, steps: 0 } = config.strategy {
+        if config.strategy.wants_steps() {
             let probe = Config {
                 seed: self.seeds.start,
                 strategy: Strategy::Uniform,
@@ -157,7 +163,7 @@ impl Sweep {
             };
             let (_, context) = run_once(probe, Observe::Nothing, body);
             let steps = context.core().polls().max(1);
-            config.strategy = Strategy::Pct { depth, steps };
+            config.strategy = config.strategy.with_steps(steps);
         }
         config
     }
@@ -175,6 +181,7 @@ impl Sweep {
         let lowest = AtomicU64::new(u64::MAX);
         let found: Mutex<Option<Box<FailedRun>>> = Mutex::new(None);
         let ran = AtomicU64::new(0);
+        let points = Mutex::new(Points::default());
         let worker = || loop {
             let Some(seed) = self.nth(next.fetch_add(1, Ordering::Relaxed)) else {
                 return;
@@ -188,7 +195,10 @@ impl Sweep {
                 ..template.clone()
             };
             ran.fetch_add(1, Ordering::Relaxed);
-            if let Err(failure) = try_run(&config, &body) {
+            let (result, context) = run_once(config, Observe::Points, &body);
+            points.lock().add(seed, &context);
+            drop(context);
+            if let Err(failure) = result {
                 let mut found = found.lock();
                 if seed < lowest.load(Ordering::Acquire) {
                     lowest.store(seed, Ordering::Release);
@@ -210,6 +220,7 @@ impl Sweep {
             None => Ok(Swept {
                 seeds: ran.into_inner(),
                 threads: self.threads,
+                points: points.into_inner(),
             }),
             Some(failure) => {
                 let config = failure.config(&template, false);

@@ -287,6 +287,29 @@ impl crate::Spawner for Context {
     }
 }
 
+/// `sometimes` and `reached` do nothing in production; `always` still
+/// panics when its condition is false.
+impl crate::Assertions for Context {
+    #[inline]
+    fn sometimes(&self, _name: &'static str, _condition: bool) {}
+
+    #[inline]
+    fn reached(&self, _name: &'static str) {}
+
+    #[inline]
+    fn always(&self, name: &'static str, condition: bool) {
+        if !condition {
+            always_failed(name);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn always_failed(name: &str) -> ! {
+    panic!("always '{name}' failed")
+}
+
 impl crate::Clock for Context {
     fn current(&self) -> SystemTime {
         SystemTime::now()

@@ -52,7 +52,7 @@ use super::{
     faults::{self, what, Injector, LinkFaults},
 };
 use crate::{metrics::IoMetrics, mocks, Error};
-use commonware_executor::Core;
+use commonware_executor::{Core, Wait, WaitNote};
 use futures::{future::poll_fn, task::AtomicWaker};
 use lane::{carry, Lane, CARRIER};
 use parking_lot::Mutex;
@@ -502,6 +502,35 @@ impl Drop for Sink {
     }
 }
 
+/// How the stall and timeout reports show a pending `recv`: the note's
+/// word is the connection id (bits 33 and up), the direction (bit 32,
+/// set from the dialer) and the bytes still missing (low 32 bits, capped).
+static RECV_WAIT: WaitNote = WaitNote {
+    describe: |f, word| {
+        let from = if word >> 32 & 1 == 1 {
+            "dialer"
+        } else {
+            "listener"
+        };
+        write!(
+            f,
+            "a recv on connection #{} (bytes from the {from}), {} byte(s) missing",
+            word >> 33,
+            word & u64::from(u32::MAX)
+        )
+    },
+};
+
+/// Notes a pending `recv` of `wanted` bytes with `buffered` already there.
+fn note_recv(conn: &Connection, direction: usize, wanted: usize, buffered: usize) {
+    let missing = wanted.saturating_sub(buffered).min(u32::MAX as usize) as u64;
+    let from_dialer = u64::from(direction == 0);
+    conn.core.note_wait(Wait::Note(
+        &RECV_WAIT,
+        conn.id << 33 | from_dialer << 32 | missing,
+    ));
+}
+
 /// Implementation of [`crate::Stream`] for the `deterministic` runtime.
 pub struct Stream {
     pipe: mocks::Stream,
@@ -515,6 +544,7 @@ impl crate::Stream for Stream {
         let conn = &*self.conn;
         let reader = &conn.readers[self.direction];
         let pipe = &mut self.pipe;
+        let direction = self.direction;
         poll_fn(|cx| {
             let reset = !buf.is_empty() && conn.is_reset();
             if reset {
@@ -522,6 +552,7 @@ impl crate::Stream for Stream {
             }
             let poll = pipe.poll_recv(cx, buf);
             if poll.is_pending() {
+                note_recv(conn, direction, buf.len(), pipe.buffered());
                 // A reset must wake this receive; check again after
                 // registering, in case it came in between.
                 reader.register(cx.waker());
