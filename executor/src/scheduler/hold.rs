@@ -23,11 +23,16 @@
 //! (`skip`), whether the hold stops the task or only starves it (it then
 //! still runs in rounds where nothing else would, like PCT's lowest
 //! priority), and how many rounds the hold lasts (`hold`: a starvation
-//! lasts `steps` rounds, a stop at least 1; a stopped task is stopped up
-//! to three times, each with its own skip and length). Skips and stops
-//! are log-uniform up to `steps`, the program's estimated length in polls:
-//! an exponent `e` uniform in `0..=log2(steps)`, then a value uniform below
-//! `2^e`, so short and long values are both common whatever the length.
+//! lasts the program's estimated length in rounds or a half, quarter or
+//! eighth of it, a stop at least 1; a
+//! stopped task is stopped up to three times, each with its own skip and
+//! length). Skips are log-uniform up to `steps`, the program's estimated
+//! length in polls, and stops up to its length in rounds (`steps` scaled by
+//! the rounds per poll seen so far in the run, drawn when the stop starts):
+//! an exponent `e` uniform in `0..=log2(n)`, then a value uniform below
+//! `2^e`, so short and long values are both common whatever the length,
+//! and a stop rarely outlasts the program (which would only add empty
+//! rounds).
 //!
 //! # Invariants
 //! * Decisions are a pure function of the seed, the task sequence numbers
@@ -36,7 +41,8 @@
 //! * At most [`MAX_VICTIMS`] tasks are ever victims, each held at most
 //!   three times for a finite number of rounds, so a held task always runs
 //!   again: the scheduler never starves a task forever.
-//! * Memory is constant per run: state exists only for victims.
+//! * Memory is constant per run: state exists only for victims, and only
+//!   until their last hold ends.
 
 use super::{shuffle, Scheduler};
 use crate::task::TaskId;
@@ -60,21 +66,41 @@ struct Victim {
     starve: bool,
     /// The task's hash, from which each of its holds is drawn.
     hash: u64,
+    /// The hash of the current hold.
+    this: u64,
+    /// Whether the current hold's length is drawn (when its skip ends).
+    drawn: bool,
     /// Holds still to come after this one.
     again: u32,
 }
 
 impl Victim {
-    /// Draws hold number `k` of the victim: its skip and its length.
-    fn draw(&mut self, k: u64, max_exp: u32, steps: u64) {
-        let h = mix(self.hash ^ k.wrapping_mul(0xA076_1D64_78BD_642F));
-        self.skip = log_uniform(mix(h ^ 1), max_exp);
-        // A starved task still runs whenever nothing else would, so a long
-        // starvation costs little: it lasts the whole estimate.
+    /// Draws hold number `k` of the victim: its skip now, its length when
+    /// the skip is over (see [`Victim::start_hold`]).
+    fn draw(&mut self, k: u64, max_exp: u32) {
+        self.this = mix(self.hash ^ k.wrapping_mul(0xA076_1D64_78BD_642F));
+        self.skip = log_uniform(mix(self.this ^ 1), max_exp);
+        self.drawn = false;
+    }
+
+    /// Draws the length of the hold that starts now, for a program of
+    /// about `rounds` rounds. A starved task still runs whenever nothing
+    /// else would, so a long starvation stalls nothing: it lasts the whole
+    /// estimate, or a half, a quarter or an eighth of it (a starved task
+    /// that runs alone at the end adds rounds, which slows a sweep). A stop
+    /// is log-uniform up to the estimate.
+    fn start_hold(&mut self, rounds: u64) {
+        let h = mix(self.this ^ 2);
         self.hold = match self.starve {
-            true => steps,
-            false => 1 + log_uniform(mix(h ^ 2), max_exp),
+            true => (rounds >> (h % 4)).max(1),
+            false => 1 + log_uniform(h, 63 - rounds.leading_zeros()),
         };
+        self.drawn = true;
+    }
+
+    /// Whether the victim is in a hold (or about to start one).
+    fn in_hold(&self) -> bool {
+        self.skip == 0 && (!self.drawn || self.hold > 0)
     }
 }
 
@@ -93,6 +119,12 @@ pub struct Hold {
     victims: Vec<Victim>,
     /// Sequence numbers below this have been judged (victim or not).
     judged: u64,
+    /// Tasks ever chosen as victims (finished victims leave `victims`,
+    /// so rounds after the last hold cost what uniform rounds do).
+    chosen: usize,
+    /// Rounds scheduled and polls let run so far.
+    rounds: u64,
+    polls: u64,
 }
 
 impl Hold {
@@ -117,6 +149,9 @@ impl Hold {
             steps,
             victims: Vec::with_capacity(MAX_VICTIMS),
             judged: 0,
+            chosen: 0,
+            rounds: 0,
+            polls: 0,
         }
     }
 
@@ -124,7 +159,7 @@ impl Hold {
     #[cold]
     fn judge(&mut self, seq: u64) {
         self.judged = self.judged.max(seq + 1);
-        if self.victims.len() >= MAX_VICTIMS || self.victims.iter().any(|v| v.seq == seq) {
+        if self.chosen >= MAX_VICTIMS || self.victims.iter().any(|v| v.seq == seq) {
             return;
         }
         let h = mix(self.key ^ seq.wrapping_mul(0xD6E8_FEB8_6659_FD93));
@@ -142,10 +177,13 @@ impl Hold {
             hold: 0,
             starve,
             hash: h,
+            this: 0,
+            drawn: false,
             again,
         };
-        victim.draw(0, self.max_exp, self.steps);
+        victim.draw(0, self.max_exp);
         self.victims.push(victim);
+        self.chosen += 1;
     }
 }
 
@@ -178,16 +216,20 @@ impl Scheduler for Hold {
                 self.judge(id.seq());
             }
         }
+        self.rounds += 1;
         let mut run = ready.len();
         if !self.victims.is_empty() {
             // Whether a task that is not in a hold runs this round: a
             // starving victim yields only to such a task.
-            let in_hold = |victims: &[Victim], seq: u64| {
-                victims
-                    .iter()
-                    .any(|v| v.seq == seq && v.skip == 0 && v.hold > 0)
-            };
+            let in_hold =
+                |victims: &[Victim], seq: u64| victims.iter().any(|v| v.seq == seq && v.in_hold());
             let others_run = ready.iter().any(|id| !in_hold(&self.victims, id.seq()));
+            // The program's length in rounds, from its length in polls and
+            // the polls per round so far: holds are measured in rounds.
+            let rounds = (u128::from(self.steps) * u128::from(self.rounds)
+                / u128::from(self.polls.max(1)))
+            .clamp(1, u128::from(self.steps)) as u64;
+            let mut finished = false;
             let mut i = 0;
             while i < run {
                 let seq = ready[i].seq();
@@ -196,11 +238,18 @@ impl Scheduler for Hold {
                         v.skip -= 1;
                         false
                     }
-                    Some(v) if v.hold > 0 && (!v.starve || others_run) => {
+                    Some(v) if v.in_hold() && (!v.starve || others_run) => {
+                        if !v.drawn {
+                            v.start_hold(rounds);
+                        }
                         v.hold -= 1;
-                        if v.hold == 0 && v.again > 0 {
-                            v.again -= 1;
-                            v.draw(u64::from(v.again) + 1, self.max_exp, self.steps);
+                        if v.hold == 0 {
+                            if v.again > 0 {
+                                v.again -= 1;
+                                v.draw(u64::from(v.again) + 1, self.max_exp);
+                            } else {
+                                finished = true;
+                            }
                         }
                         true
                     }
@@ -213,7 +262,11 @@ impl Scheduler for Hold {
                     i += 1;
                 }
             }
+            if finished {
+                self.victims.retain(|v| !(v.drawn && v.hold == 0));
+            }
         }
+        self.polls += run as u64;
         shuffle(&mut self.rng, &mut ready[..run]);
         run
     }
