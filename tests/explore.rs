@@ -468,3 +468,29 @@ fn an_always_point_fails_the_run_naming_the_point() {
         context.always("never odd", 3 % 2 == 0);
     });
 }
+
+/// The README's stall example, word for word.
+#[test]
+fn the_readme_stall_example() {
+    let config = Config {
+        seed: 7,
+        ..Config::default()
+    };
+    let failure = deterministic::try_run(&config, |context: Context| async move {
+        let c = context.clone();
+        let waiter = context.spawn("waiter", async move {
+            c.sleep(Duration::from_millis(5)).await;
+            let (_tx, rx) = futures::channel::oneshot::channel::<()>();
+            let _keep = &_tx;
+            let _ = rx.await;
+        });
+        let _ = waiter.await;
+    })
+    .unwrap_err();
+    assert_eq!(
+        failure.message,
+        "runtime stalled at 7ms (virtual): no task is ready and no timer is pending; 2 task(s) wait forever:
+  - root (task #0): last polled 7ms ago, waits on the Handle of task #1 'waiter'
+  - waiter (task #1): last polled 1ms ago, waits on nothing the runtime saw (a channel, a lock, or a waker held outside the runtime)"
+    );
+}

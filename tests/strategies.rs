@@ -562,3 +562,47 @@ fn measure_seeds_needed() {
         println!("| {} | {} | {ratio} |", bug.name, cells.join(" | "));
     }
 }
+
+/// Seeds per second of a one-thread sweep over the sweep bench's program
+/// (10 tasks, 100 yields each) per strategy: a quick check of what
+/// `cargo bench --bench sweep` measures. Run in `--release`.
+#[test]
+#[ignore]
+fn measure_sweep_rate() {
+    async fn workload(context: Context) {
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                context.spawn("worker", async {
+                    for _ in 0..100 {
+                        reschedule().await;
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+    }
+    let steps = 1_000;
+    for (name, strategy) in [
+        ("uniform", Strategy::Uniform),
+        ("pct(3)", Strategy::Pct { depth: 3, steps }),
+        ("hold", Strategy::Hold { steps }),
+        ("portfolio", Strategy::Portfolio { steps }),
+    ] {
+        let config = Config {
+            strategy,
+            ..Config::default()
+        };
+        let sweep = Sweep::new(config, 0..2_000).threads(1);
+        // The best of five: the machine may be busy.
+        let rate = (0..5)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                sweep.run(workload).unwrap();
+                2_000.0 / started.elapsed().as_secs_f64()
+            })
+            .fold(0.0, f64::max);
+        println!("{name}: {rate:.0} seeds/s");
+    }
+}

@@ -49,7 +49,9 @@
 //! `faults.rs`. The exploration tools on top, which only build runtimes
 //! through [`Executor`]: `run.rs` (one run with its panic caught:
 //! [`try_run`], [`record`], [`FailedRun`]), `sweep.rs` ([`Sweep`],
-//! [`explore`]), `shrink.rs` and `determinism.rs`.
+//! [`explore`]), `points.rs` (the reachability points of
+//! [`Assertions`](crate::Assertions): a run's record, a sweep's
+//! [`Points`]), `shrink.rs` and `determinism.rs`.
 //!
 //! # Invariants
 //! * Everything observable flows through the executor's strategy (order,
