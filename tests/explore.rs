@@ -349,6 +349,13 @@ fn a_stall_says_what_each_task_waits_on() {
         context.spawn("channel", async move {
             let _ = rx.await;
         });
+        let mut lonely = context
+            .bind("10.0.0.2:7000".parse().unwrap())
+            .await
+            .unwrap();
+        context.spawn("listener", async move {
+            let _ = lonely.accept().await;
+        });
         let _keep = listener_sink;
         let _ = reader.await;
     };
@@ -375,6 +382,12 @@ fn a_stall_says_what_each_task_waits_on() {
             && message.contains("waits on nothing the runtime saw"),
         "{message}"
     );
+    assert!(
+        message.contains(
+            "listener (task #4): last polled 1ms ago, waits on an accept on 10.0.0.2:7000 (nothing dialed it)"
+        ),
+        "{message}"
+    );
 }
 
 /// A timeout lists the pending tasks the same way, timers included.
@@ -396,6 +409,22 @@ fn a_timeout_says_what_each_task_waits_on() {
     .unwrap_err();
     let message = &failure.message;
     assert!(message.starts_with("runtime timeout"), "{message}");
+    // The same listing on demand.
+    let (runner, context, _) = Executor::default();
+    let report = runner.start(async move {
+        let c = context.clone();
+        let _sleeper = context.spawn("sleeper", async move {
+            c.sleep(Duration::from_secs(1)).await;
+        });
+        context.sleep(Duration::from_millis(2)).await;
+        context.wait_report()
+    });
+    assert!(
+        report.starts_with("2 task(s) pending at 2ms (virtual):")
+            && report
+                .contains("sleeper (task #1): last polled 1ms ago, waits on a timer due at 1.001s"),
+        "{report}"
+    );
     assert!(message.contains("sleeper (task #1)"), "{message}");
     assert!(
         message.contains("waits on a timer due at 60.001s"),

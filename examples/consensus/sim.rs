@@ -448,10 +448,12 @@ impl Cluster {
         self.state.lock().outcome = Some(if let Some(violation) = self.checker.violation() {
             Outcome::Unsafe(violation)
         } else if after < before + MIN_PROGRESS {
+            // What every task waits on: the liveness report.
             Outcome::Stuck(format!(
-                "{} entries committed in the {:?} after the faults stopped (want {MIN_PROGRESS})",
+                "{} entries committed in the {:?} after the faults stopped (want {MIN_PROGRESS}); {}",
                 after - before,
-                self.options.settle
+                self.options.settle,
+                context.wait_report()
             ))
         } else if slowest < before {
             Outcome::Stuck(format!(

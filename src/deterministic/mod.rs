@@ -463,6 +463,15 @@ impl Context {
         let _ = self.runtime.points.set(Arc::default());
     }
 
+    /// Every live task of this runtime with what it waits on, as far as
+    /// the runtime knows (a timer due at a time, a `recv` missing bytes, an
+    /// `accept`, another task's `Handle`, `stopped()`, or nothing it saw):
+    /// the listing the stall and timeout failures carry, on demand, e.g.
+    /// when a harness finds a cluster making no progress.
+    pub fn wait_report(&self) -> String {
+        self.core().wait_report()
+    }
+
     /// The points collected so far: `(name, kind, reached)`, in
     /// declaration order (empty when nothing collects).
     pub(super) fn points(&self) -> Vec<(&'static str, PointKind, bool)> {

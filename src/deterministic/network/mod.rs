@@ -369,6 +369,8 @@ impl crate::Listener<Sink, Stream> for Listener {
                         Some(acceptor) => acceptor.clone_from(cx.waker()),
                         acceptor @ None => *acceptor = Some(cx.waker().clone()),
                     }
+                    drop(backlog);
+                    note_accept(&self.core, self.address);
                     Poll::Pending
                 }
             }
@@ -520,6 +522,30 @@ static RECV_WAIT: WaitNote = WaitNote {
         )
     },
 };
+
+/// How the stall and timeout reports show a pending `accept`: the note's
+/// word is the listener's IPv4 address (bits 16 to 47) and port (low 16
+/// bits); other addresses show the port only.
+static ACCEPT_WAIT: WaitNote = WaitNote {
+    describe: |f, word| {
+        let ip = Ipv4Addr::from((word >> 16) as u32);
+        let port = word & 0xFFFF;
+        match word >> 48 {
+            0 => write!(f, "an accept on {ip}:{port} (nothing dialed it)"),
+            _ => write!(f, "an accept on port {port} (nothing dialed it)"),
+        }
+    },
+};
+
+/// Notes a pending `accept` on `address`.
+fn note_accept(core: &Core, address: SocketAddr) {
+    let port = u64::from(address.port());
+    let word = match address.ip() {
+        IpAddr::V4(ip) => u64::from(u32::from(ip)) << 16 | port,
+        IpAddr::V6(_) => 1 << 48 | port,
+    };
+    core.note_wait(Wait::Note(&ACCEPT_WAIT, word));
+}
 
 /// Notes a pending `recv` of `wanted` bytes with `buffered` already there.
 fn note_recv(conn: &Connection, direction: usize, wanted: usize, buffered: usize) {
