@@ -353,6 +353,14 @@ fn every_bug_passes_in_lockstep_and_fails_on_some_schedule() {
         };
         let again = deterministic::try_run(&member, bug.body).unwrap_err();
         assert!(again.same_failure(&failure), "{}: {again}", bug.name);
+        // So does the recorded schedule, held-back rounds included.
+        let schedule = failure.schedule.clone().expect("the sweep recorded it");
+        let replay = Config {
+            strategy: Strategy::Replay(Arc::new(schedule)),
+            ..Config::default()
+        };
+        let replayed = deterministic::try_run(&replay, bug.body).unwrap_err();
+        assert!(replayed.same_failure(&failure), "{}: {replayed}", bug.name);
     }
 }
 
