@@ -1,18 +1,21 @@
-//! Planted bugs of different depths, and how many seeds each scheduling
+//! Planted bugs of the kinds users hit, and how many seeds each scheduling
 //! strategy needs to find them.
 //!
-//! Each program staggers its tasks so that in lockstep (every ready task
-//! polled once per round, as `Strategy::Uniform` does) the racy windows
-//! never overlap: the bug needs one task to fall behind the others by
-//! several rounds. Uniform shuffling only reorders tasks inside a round, so
-//! it can never find these bugs; PCT holds lower-priority tasks back and
-//! finds the depth-2 ones within a handful of seeds and the depth-3 one
-//! within a few hundred (with its step estimate measured by the sweep); the
-//! byte-stream strategy (what the fuzzer drives) finds them from a few
-//! random inputs.
+//! Five need one task to fall behind the others by several rounds: in
+//! lockstep (every ready task polled once per round, as `Strategy::Uniform`
+//! does) their racy windows never overlap, so uniform shuffling, which only
+//! reorders tasks inside a round, never finds them (a lost update, a stale
+//! read needing three orderings, a lock-order stall, a proposer three steps
+//! behind two election timers, a heartbeat starved for eight ticks). PCT
+//! holds lower-priority tasks back and finds them. The sixth, a double vote
+//! in a four-node election, needs two messages to land in the same tick:
+//! message timing, which uniform rounds reproduce well and PCT (one poll
+//! per round, time advancing per poll) rarely does. `Strategy::hold` and
+//! the portfolio find all six.
 //!
-//! `cargo test --release --test strategies -- --ignored --nocapture` prints
-//! the full table (median seeds needed over many start points).
+//! `cargo test --release --test strategies -- --ignored --nocapture
+//! measure_seeds 2>/dev/null` prints the README's table (seeds per find,
+//! median over start points).
 
 use commonware_runtime::{
     deterministic::{self, Config, Context, Strategy, Sweep},
@@ -568,49 +571,5 @@ fn measure_seeds_needed() {
         };
         let cells: Vec<String> = needed.iter().map(show).collect();
         println!("| {} | {} | {ratio} |", bug.name, cells.join(" | "));
-    }
-}
-
-/// Seeds per second of a one-thread sweep over the sweep bench's program
-/// (10 tasks, 100 yields each) per strategy: a quick check of what
-/// `cargo bench --bench sweep` measures. Run in `--release`.
-#[test]
-#[ignore]
-fn measure_sweep_rate() {
-    async fn workload(context: Context) {
-        let handles: Vec<_> = (0..10)
-            .map(|_| {
-                context.spawn("worker", async {
-                    for _ in 0..100 {
-                        reschedule().await;
-                    }
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle.await.unwrap();
-        }
-    }
-    let steps = 1_000;
-    for (name, strategy) in [
-        ("uniform", Strategy::Uniform),
-        ("pct(3)", Strategy::Pct { depth: 3, steps }),
-        ("hold", Strategy::Hold { steps }),
-        ("portfolio", Strategy::Portfolio { steps }),
-    ] {
-        let config = Config {
-            strategy,
-            ..Config::default()
-        };
-        let sweep = Sweep::new(config, 0..2_000).threads(1);
-        // The best of five: the machine may be busy.
-        let rate = (0..5)
-            .map(|_| {
-                let started = std::time::Instant::now();
-                sweep.run(workload).unwrap();
-                2_000.0 / started.elapsed().as_secs_f64()
-            })
-            .fold(0.0, f64::max);
-        println!("{name}: {rate:.0} seeds/s");
     }
 }
