@@ -36,7 +36,7 @@
 //! label prefixes and metrics (in `task.rs`: the label table, its per-thread
 //! cache and the future each task runs in), reads the real clock, draws from the OS random
 //! generator, and implements `Network` (in `network.rs`, over Tokio TCP) and
-//! `Storage` (in `storage.rs`, over files under
+//! `Storage` (in `storage/`, over files under
 //! [`Config::storage_directory`]).
 //!
 //! # Invariants
