@@ -155,7 +155,8 @@ impl Hold {
         }
     }
 
-    /// Judges task `seq` (once): a victim gets its skip and hold.
+    /// Judges task `seq` (once): a victim gets its first skip now and the
+    /// length of each hold when the hold starts.
     #[cold]
     fn judge(&mut self, seq: u64) {
         self.judged = self.judged.max(seq + 1);
@@ -225,7 +226,9 @@ impl Scheduler for Hold {
                 |victims: &[Victim], seq: u64| victims.iter().any(|v| v.seq == seq && v.in_hold());
             let others_run = ready.iter().any(|id| !in_hold(&self.victims, id.seq()));
             // The program's length in rounds, from its length in polls and
-            // the polls per round so far: holds are measured in rounds.
+            // the polls per round so far (before any poll: the whole
+            // estimate, so a hold from the first round may be long): holds
+            // are measured in rounds.
             let rounds = (u128::from(self.steps) * u128::from(self.rounds)
                 / u128::from(self.polls.max(1)))
             .clamp(1, u128::from(self.steps)) as u64;
