@@ -49,7 +49,8 @@
 //! `faults.rs`. The exploration tools on top, which only build runtimes
 //! through [`Executor`]: `run.rs` (one run with its panic caught:
 //! [`try_run`], [`record`], [`FailedRun`]), `sweep.rs` ([`Sweep`],
-//! [`explore`]), `shrink.rs` and `determinism.rs`.
+//! [`explore`]), `shrink.rs`, `determinism.rs` and `crash_states.rs`
+//! ([`crash_states`]: every crash state of a run, checked).
 //!
 //! # Invariants
 //! * Everything observable flows through the executor's strategy (order,
@@ -68,18 +69,20 @@ mod strategy;
 
 // Tools on top of the core: caught runs, sweeps, shrinking and
 // determinism checks. The core never calls into them.
+mod crash_states;
 mod determinism;
 mod run;
 mod shrink;
 mod sweep;
 
 pub use auditor::Auditor;
+pub use crash_states::{crash_states, CrashFailure, CrashStates, Explored};
 pub use determinism::{check_determinism, Divergence};
 pub use faults::{Faults, Halt, LinkFaults, PartitionMode, StorageFaults, SECTOR};
 pub use network::{Listener, Sink, Stream};
 pub use run::{record, try_run, FailedRun};
 pub use shrink::{shrink, shrink_with, Shrunk};
-pub use storage::{Blob, Partition, MAX_BLOB_LEN};
+pub use storage::{Blob, Op, Partition, Persistence, Write, MAX_BLOB_LEN};
 pub use strategy::{ParseError, Schedule, Strategy, PCT_DEFAULT_STEPS};
 pub use sweep::{explore, ExploreError, Sweep, SweepError, Swept};
 
