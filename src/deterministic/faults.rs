@@ -7,7 +7,9 @@
 //!   [`Context::set_faults`](super::Context::set_faults). The network is
 //!   configured per link (a direction between two IPs, [`LinkFaults`]), the
 //!   disk per storage partition ([`StorageFaults`]), each with a default for
-//!   everything not listed. Network partitions are made and healed at run
+//!   everything not listed, and a node's clock per IP
+//!   ([`ClockFaults`](super::ClockFaults), whose semantics `clocks.rs`
+//!   owns). Network partitions are made and healed at run
 //!   time ([`Context::partition`](super::Context::partition) /
 //!   [`heal`](super::Context::heal)); [`PartitionMode`] says what a cut does
 //!   to connections already open across it.
@@ -34,7 +36,7 @@
 //! * Maps are `BTreeMap`s/`BTreeSet`s: nothing observable depends on hash
 //!   order.
 
-use super::{auditor::kind, Context};
+use super::{auditor::kind, clocks::ClockFaults, Context};
 use commonware_executor::{Core, END_OF_TIME};
 use parking_lot::Mutex;
 use std::{
@@ -149,6 +151,9 @@ pub struct Faults {
     pub storage: StorageFaults,
     /// Faults of the named storage partitions.
     pub storage_partitions: BTreeMap<String, StorageFaults>,
+    /// The clock of each listed node (a context made with
+    /// [`Context::with_ip`]); the others read true virtual time.
+    pub clocks: BTreeMap<IpAddr, ClockFaults>,
 }
 
 impl Faults {
@@ -192,6 +197,9 @@ impl Faults {
                 .iter()
                 .map(|(partition, faults)| (format!("storage_partitions[{partition:?}]"), faults)),
         );
+        for (ip, clock) in &self.clocks {
+            clock.check(&format!("Faults::clocks[{ip}]"));
+        }
         for (name, storage) in partitions {
             for (field, p) in [
                 ("open", storage.open),
@@ -214,6 +222,12 @@ impl Faults {
 
     fn storage_active(&self) -> bool {
         self.storage.active() || self.storage_partitions.values().any(StorageFaults::active)
+    }
+
+    fn clocks_active(&self) -> bool {
+        self.clocks
+            .values()
+            .any(|clock| *clock != ClockFaults::default())
     }
 }
 
@@ -303,6 +317,7 @@ pub(crate) mod what {
     pub const MISDIRECT: u64 = 12;
     pub const TORN: u64 = 13;
     pub const SETTINGS: u64 = 14;
+    pub const CLOCK: u64 = 15;
 }
 
 /// Folds an injected fault into the auditor.
@@ -411,6 +426,8 @@ pub(crate) struct Injector {
     network: AtomicBool,
     /// Some storage fault is configured.
     storage: AtomicBool,
+    /// Some node has a clock of its own.
+    clocks: AtomicBool,
     cuts: Mutex<Cuts>,
 }
 
@@ -421,6 +438,7 @@ impl Injector {
             generation: AtomicU64::new(0),
             network: AtomicBool::new(false),
             storage: AtomicBool::new(false),
+            clocks: AtomicBool::new(false),
             cuts: Mutex::new(Cuts::default()),
         };
         injector.set(faults);
@@ -437,6 +455,7 @@ impl Injector {
             .store(faults.network_active() || cut, Ordering::Release);
         self.storage
             .store(faults.storage_active(), Ordering::Release);
+        self.clocks.store(faults.clocks_active(), Ordering::Release);
         *config = faults;
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -471,6 +490,20 @@ impl Injector {
     /// What a cut does to the connections already open across it.
     pub(crate) fn cut_mode(&self) -> PartitionMode {
         self.config.lock().partition_mode
+    }
+
+    /// Whether some node has a clock of its own (one atomic load).
+    #[inline]
+    pub(crate) fn clocks_active(&self) -> bool {
+        self.clocks.load(Ordering::Acquire)
+    }
+
+    /// The clock of node `ip`, if it has one.
+    pub(crate) fn clock(&self, ip: IpAddr) -> Option<ClockFaults> {
+        if !self.clocks_active() {
+            return None;
+        }
+        self.config.lock().clocks.get(&ip).cloned()
     }
 
     /// The faults of a storage partition (all off unless storage is active).
