@@ -36,7 +36,12 @@
 //! * Maps are `BTreeMap`s/`BTreeSet`s: nothing observable depends on hash
 //!   order.
 
-use super::{auditor::kind, clocks::ClockFaults, Context};
+use super::{
+    auditor::kind,
+    clocks::ClockFaults,
+    network::{Byzantine, Hooks},
+    Context,
+};
 use commonware_executor::{Core, END_OF_TIME};
 use parking_lot::Mutex;
 use std::{
@@ -66,11 +71,14 @@ pub struct LinkFaults {
     /// fails with `Error::SendFailed`, and from then on both ends' sends and
     /// receives fail (bytes not yet received are lost).
     pub reset: f64,
+    /// Rates of what the link may do to a send besides carrying it (drop,
+    /// delay, duplicate, corrupt, replay); see also `Context::byzantine`.
+    pub byzantine: Byzantine,
 }
 
 impl LinkFaults {
     fn active(&self) -> bool {
-        self.delays() || self.dial_failure > 0.0 || self.reset > 0.0
+        self.delays() || self.dial_failure > 0.0 || self.reset > 0.0 || self.byzantine.active()
     }
 
     /// Whether sends over the link arrive later than they are sent.
@@ -182,6 +190,7 @@ impl Faults {
         for (name, link) in links {
             check_probability(&format!("Faults::{name}.dial_failure"), link.dial_failure);
             check_probability(&format!("Faults::{name}.reset"), link.reset);
+            link.byzantine.check(&format!("Faults::{name}"));
             let delay = link.latency.saturating_add(link.jitter);
             if delay > Duration::from_nanos(END_OF_TIME) {
                 panic!(
@@ -318,6 +327,8 @@ pub(crate) mod what {
     pub const TORN: u64 = 13;
     pub const SETTINGS: u64 = 14;
     pub const CLOCK: u64 = 15;
+    pub const BYZANTINE: u64 = 16;
+    pub const HOOK: u64 = 17;
 }
 
 /// Folds an injected fault into the auditor.
@@ -428,6 +439,10 @@ pub(crate) struct Injector {
     storage: AtomicBool,
     /// Some node has a clock of its own.
     clocks: AtomicBool,
+    /// Byzantine hooks (`network/byzantine.rs`): a leaf lock.
+    hooks: Hooks,
+    /// Some Byzantine hook is set.
+    hooked: AtomicBool,
     cuts: Mutex<Cuts>,
 }
 
@@ -439,6 +454,8 @@ impl Injector {
             network: AtomicBool::new(false),
             storage: AtomicBool::new(false),
             clocks: AtomicBool::new(false),
+            hooks: Hooks::default(),
+            hooked: AtomicBool::new(false),
             cuts: Mutex::new(Cuts::default()),
         };
         injector.set(faults);
@@ -451,8 +468,9 @@ impl Injector {
         // Lock order: settings, then cuts.
         let mut config = self.config.lock();
         let cut = !self.cuts.lock().pairs.is_empty();
+        let hooked = self.hooked.load(Ordering::Acquire);
         self.network
-            .store(faults.network_active() || cut, Ordering::Release);
+            .store(faults.network_active() || cut || hooked, Ordering::Release);
         self.storage
             .store(faults.storage_active(), Ordering::Release);
         self.clocks.store(faults.clocks_active(), Ordering::Release);
@@ -490,6 +508,27 @@ impl Injector {
     /// What a cut does to the connections already open across it.
     pub(crate) fn cut_mode(&self) -> PartitionMode {
         self.config.lock().partition_mode
+    }
+
+    /// The Byzantine hooks in force.
+    pub(crate) fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    /// Whether some Byzantine hook is set (one atomic load).
+    pub(crate) fn hooked(&self) -> bool {
+        self.hooked.load(Ordering::Acquire)
+    }
+
+    /// Notes that hooks were set or removed.
+    pub(crate) fn hooks_changed(&self) {
+        // Lock order: settings, then cuts (as in `set`), then hooks.
+        let config = self.config.lock();
+        let cut = !self.cuts.lock().pairs.is_empty();
+        let hooked = !self.hooks.is_empty();
+        self.hooked.store(hooked, Ordering::Release);
+        self.network
+            .store(config.network_active() || cut || hooked, Ordering::Release);
     }
 
     /// Whether some node has a clock of its own (one atomic load).
@@ -536,8 +575,9 @@ impl Injector {
             let config = self.config.lock();
             let mut cuts = self.cuts.lock();
             cuts.pairs.clear();
+            let hooked = self.hooked.load(Ordering::Acquire);
             self.network
-                .store(config.network_active(), Ordering::Release);
+                .store(config.network_active() || hooked, Ordering::Release);
             std::mem::take(&mut cuts.waiting)
         };
         waiting.into_iter().for_each(Waker::wake);

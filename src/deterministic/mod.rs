@@ -81,7 +81,7 @@ pub use clocks::{ClockFaults, ClockJump};
 pub use crash_states::{crash_states, CrashFailure, CrashStates, Explored};
 pub use determinism::{check_determinism, Divergence};
 pub use faults::{Faults, Halt, LinkFaults, PartitionMode, StorageFaults, SECTOR};
-pub use network::{Listener, Sink, Stream};
+pub use network::{Action, Byzantine, Listener, Message, Sink, Stream, REPLAY_WINDOW};
 pub use run::{record, try_run, FailedRun};
 pub use shrink::{shrink, shrink_with, Shrunk};
 pub use storage::{Blob, Op, Partition, Persistence, Write, MAX_BLOB_LEN};
