@@ -334,6 +334,36 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Blob as _, Storage as _};
+
+    /// The body of a crash-state run makes the same audit events as the
+    /// same body under `start`.
+    #[test]
+    fn recording_changes_nothing_in_the_run() {
+        let body = |context: Context| async move {
+            let blob = context.open("p", b"b").await.unwrap();
+            blob.write_at(&[1; 5000], 100).await.unwrap();
+            blob.truncate(4000).await.unwrap();
+            blob.sync().await.unwrap();
+            blob.write_at(b"x", 9000).await.unwrap();
+            context.crash_point("mark");
+            blob.close().await.unwrap();
+        };
+        let (runner, context, auditor) = Executor::init(Config::default());
+        runner.start(body(context));
+        let plain = auditor.state();
+
+        let (runner, context, auditor) = Executor::init(Config::default());
+        let recorder = context.runtime.storage.record();
+        runner.start(body(context));
+        assert_eq!(auditor.state(), plain);
+        let labels: Vec<_> = recorder
+            .take_points()
+            .into_iter()
+            .map(|p| p.label)
+            .collect();
+        assert_eq!(labels, ["sync of p/62", "mark", "close of p/62"]);
+    }
 
     #[test]
     fn the_odometer_counts_every_choice_once() {

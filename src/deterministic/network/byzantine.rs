@@ -122,7 +122,7 @@ pub struct Message<'a> {
     pub from: IpAddr,
     /// The receiver's IP.
     pub to: IpAddr,
-    /// The connection (numbered in dial order) and whether the dialer sent.
+    /// The connection, numbered in dial order from 0.
     pub connection: u64,
     /// Whether the dialer of the connection is the sender.
     pub from_dialer: bool,

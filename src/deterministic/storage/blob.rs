@@ -75,9 +75,10 @@ impl Shared {
 
     /// Publishes the volatile state (`sync` / `close`), unless an injected
     /// fault fails it with `error`.
-    fn publish(&self, error: fn(String, String) -> Error) -> Result<(), Error> {
+    /// `op` names the operation (`sync` or `close`) at a crash point.
+    fn publish(&self, op: &str, error: fn(String, String) -> Error) -> Result<(), Error> {
         if let Some(recorder) = self.disk.recorder() {
-            let label = format!("sync of {}/{}", self.partition, hex(&self.name));
+            let label = format!("{op} of {}/{}", self.partition, hex(&self.name));
             recorder.crash_point(&self.disk, label);
         }
         let faults = self.faults();
@@ -273,12 +274,12 @@ impl crate::Blob for Blob {
     async fn sync(&self) -> Result<(), Error> {
         let shared = &*self.shared;
         shared.core.audit(kind::SYNC, shared.seq, &[]);
-        shared.publish(Error::BlobSyncFailed)
+        shared.publish("sync", Error::BlobSyncFailed)
     }
 
     async fn close(self) -> Result<(), Error> {
         let shared = &*self.shared;
         shared.core.audit(kind::CLOSE, shared.seq, &[]);
-        shared.publish(Error::BlobCloseFailed)
+        shared.publish("close", Error::BlobCloseFailed)
     }
 }

@@ -11,6 +11,12 @@
 //! blob's length after a crash is the length its handle had after the
 //! latest write the state keeps, or its durable length if it keeps none.
 //!
+//! Each handle's writes are recorded as the page contents its own image
+//! had after each write, so two handles with unsynced writes to one blob
+//! combine page by page. Torn writes (`StorageFaults::torn`) of a dropped
+//! handle reach the durable image as usual; the recorder still counts
+//! them as unsynced, so later crash points may keep or drop them too.
+//!
 //! # Invariants
 //! * Nothing here draws random numbers or audits: a recorded run is the
 //!   same run as an unrecorded one.
