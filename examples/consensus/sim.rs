@@ -21,6 +21,11 @@
 //! * **power cut**: the runtime is halted at a moment the seed picks
 //!   (`Runner::start_until`), wherever every task is, and the run continues
 //!   in `Context::recover()` from what the disk kept.
+//! * **clock** (only when listed): every node gets its own clock, drawn
+//!   from the seed (offset, drift, two jumps), for the whole run;
+//! * **byzantine** (only when listed): links drop, delay, duplicate and
+//!   replay frames now and then. (Not corrupt or replace: the protocol
+//!   tolerates crashes, not lying peers.)
 //!
 //! Then the faults stop (partitions heal, failure probabilities drop to
 //! zero, every node boots) and the cluster gets [`Options::settle`] to show
@@ -41,7 +46,8 @@ use crate::{
 };
 use commonware_runtime::{
     deterministic::{
-        self, Config, Context, Executor, Halt, LinkFaults, PartitionMode, Points, StorageFaults,
+        self, Byzantine, ClockFaults, Config, Context, Executor, Halt, LinkFaults, PartitionMode,
+        Points, StorageFaults,
     },
     Assertions, Clock, Handle, Runner, Spawner,
 };
@@ -91,6 +97,10 @@ pub struct Faults {
     pub network: bool,
     /// I/O errors, and torn unsynced writes on crashes.
     pub disk: bool,
+    /// A clock of its own per node (not in `ALL`: listed explicitly).
+    pub clock: bool,
+    /// Links that drop, delay, duplicate and replay frames (not in `ALL`).
+    pub byzantine: bool,
 }
 
 impl Faults {
@@ -100,6 +110,8 @@ impl Faults {
         partition: true,
         network: true,
         disk: true,
+        clock: false,
+        byzantine: false,
     };
     pub const NONE: Faults = Faults {
         crash: false,
@@ -107,6 +119,8 @@ impl Faults {
         partition: false,
         network: false,
         disk: false,
+        clock: false,
+        byzantine: false,
     };
 
     /// The runtime's fault settings for these faults; `calm` keeps only
@@ -123,6 +137,16 @@ impl Faults {
                 faults.network.dial_failure = 0.05;
                 faults.network.reset = 0.002;
             }
+        }
+        if self.byzantine && !calm {
+            faults.network.byzantine = Byzantine {
+                drop: 0.01,
+                delay: 0.01,
+                max_delay: Duration::from_millis(50),
+                duplicate: 0.01,
+                replay: 0.01,
+                ..Byzantine::default()
+            };
         }
         if self.disk {
             faults.storage.torn = true;
@@ -270,6 +294,20 @@ pub fn run(options: &Options, seed: u64) -> Report {
         ..Config::default()
     });
     context.collect_points();
+    if options.faults.clock {
+        let mut faults = context.faults();
+        for ip in node_ips(options.nodes) {
+            let clock = ClockFaults::draw(
+                &mut context,
+                Duration::from_secs(2),
+                50_000,
+                2,
+                options.duration,
+            );
+            faults.clocks.insert(ip, clock);
+        }
+        context.set_faults(faults);
+    }
     if options.faults.partition {
         let mut faults = context.faults();
         faults.partition_mode = match context.gen_bool(0.5) {
@@ -348,6 +386,13 @@ struct State {
 }
 
 /// One cluster under test; it outlives every runtime of the run.
+/// The IP of each node.
+fn node_ips(nodes: usize) -> Vec<IpAddr> {
+    (0..nodes)
+        .map(|id| IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8 + 1)))
+        .collect()
+}
+
 struct Cluster {
     options: Options,
     checker: Arc<Checker>,
@@ -366,9 +411,7 @@ impl Cluster {
     }
 
     fn new(options: Options) -> Self {
-        let ips: Vec<IpAddr> = (0..options.nodes)
-            .map(|id| IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8 + 1)))
-            .collect();
+        let ips = node_ips(options.nodes);
         let peers: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, PORT)).collect();
         let configs = (0..options.nodes as u64)
             .map(|id| node::Config {
@@ -431,7 +474,10 @@ impl Cluster {
         // commits must continue.
         self.trace(&context, "faults stop: the network heals, every node boots");
         context.heal();
-        context.set_faults(faults.runtime(true));
+        // Clocks are the nodes' hardware: they stay.
+        let mut calm = faults.runtime(true);
+        calm.clocks = context.faults().clocks;
+        context.set_faults(calm);
         let down = std::mem::take(&mut self.state.lock().down);
         for (id, node) in nodes.iter_mut().enumerate() {
             if down[id] {

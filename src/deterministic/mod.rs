@@ -45,13 +45,14 @@
 //! [`Executor`], [`Runner`], [`Context`]), `strategy.rs` (the
 //! [`Strategy`] a config selects), `auditor.rs` (the [`Auditor`] and the
 //! audit event kinds), `failure.rs` (the failure line), `metrics.rs` (task
-//! metrics read from the executor), `network/`, `storage/` and
-//! `faults.rs`. The exploration tools on top, which only build runtimes
+//! metrics read from the executor), `network/`, `storage/`, `faults.rs`
+//! and `clocks.rs` (a node's own clock). The exploration tools on top, which only build runtimes
 //! through [`Executor`]: `run.rs` (one run with its panic caught:
 //! [`try_run`], [`record`], [`FailedRun`]), `sweep.rs` ([`Sweep`],
 //! [`explore`]), `points.rs` (the reachability points of
 //! [`Assertions`](crate::Assertions): a run's record, a sweep's
-//! [`Points`]), `shrink.rs` and `determinism.rs`.
+//! [`Points`]), `shrink.rs`, `determinism.rs` and `crash_states.rs`
+//! ([`crash_states`]: every crash state of a run, checked).
 //!
 //! # Invariants
 //! * Everything observable flows through the executor's strategy (order,
@@ -61,6 +62,7 @@
 
 // The runtime core: what a `Context` is and does.
 mod auditor;
+mod clocks;
 mod failure;
 mod faults;
 mod metrics;
@@ -71,19 +73,22 @@ mod strategy;
 
 // Tools on top of the core: caught runs, sweeps, shrinking and
 // determinism checks. The core never calls into them.
+mod crash_states;
 mod determinism;
 mod run;
 mod shrink;
 mod sweep;
 
 pub use auditor::Auditor;
+pub use clocks::{ClockFaults, ClockJump};
+pub use crash_states::{crash_states, CrashFailure, CrashStates, Explored};
 pub use determinism::{check_determinism, Divergence};
 pub use faults::{Faults, Halt, LinkFaults, PartitionMode, StorageFaults, SECTOR};
-pub use network::{Listener, Sink, Stream};
+pub use network::{Action, Byzantine, Listener, Message, Sink, Stream, REPLAY_WINDOW};
 pub use points::{Point, PointKind, Points};
 pub use run::{record, try_run, FailedRun};
 pub use shrink::{shrink, shrink_with, Shrunk};
-pub use storage::{Blob, Partition, MAX_BLOB_LEN};
+pub use storage::{Blob, Op, Partition, Persistence, Write, MAX_BLOB_LEN};
 pub use strategy::{ParseError, Schedule, Strategy, PCT_DEFAULT_STEPS};
 pub use sweep::{explore, ExploreError, Sweep, SweepError, Swept};
 
@@ -551,14 +556,27 @@ impl crate::Spawner for Context {
 impl crate::Clock for Context {
     #[inline]
     fn current(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_nanos(self.core().now())
+        let mut now = self.core().now();
+        // A node's own clock (`clocks.rs`), when some node has one.
+        if self.runtime.faults.clocks_active() {
+            now = self.local_now(now);
+        }
+        UNIX_EPOCH + Duration::from_nanos(now)
     }
 
     #[inline]
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
         let core = self.core();
+        let clocks = self.runtime.faults.clocks_active();
         let deadline = virtual_nanos(duration)
-            .map(|nanos| core.now() + nanos)
+            .map(|nanos| {
+                if clocks {
+                    self.true_sleep(nanos)
+                } else {
+                    nanos
+                }
+            })
+            .and_then(|nanos| core.now().checked_add(nanos))
             .filter(|&deadline| deadline <= END_OF_TIME)
             .unwrap_or_else(|| past_end_of_time("sleep duration", duration));
         core.sleep_until(deadline)
@@ -567,8 +585,14 @@ impl crate::Clock for Context {
     fn sleep_until(&self, deadline: SystemTime) -> impl Future<Output = ()> + Send + 'static {
         // A deadline before the epoch is in the past: it resolves at once.
         let since_epoch = deadline.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let deadline = virtual_nanos(since_epoch)
+        let mut deadline = virtual_nanos(since_epoch)
             .unwrap_or_else(|| past_end_of_time("sleep_until deadline", since_epoch));
+        if self.runtime.faults.clocks_active() {
+            deadline = self.true_deadline(self.core().now(), deadline);
+            if deadline > END_OF_TIME {
+                past_end_of_time("sleep_until deadline (by this node's clock)", since_epoch);
+            }
+        }
         self.core().sleep_until(deadline)
     }
 }

@@ -43,9 +43,17 @@
 //! Once a direction has a carrier, every later send goes through it, so
 //! bytes never overtake each other. A partition in `Reset` mode resets the
 //! open connections across it when it is made; in `Stall` mode their
-//! carriers hold the bytes until `heal`.
+//! carriers hold the bytes until `heal`. On a link with Byzantine rates or
+//! a hook, each send first goes to `byzantine.rs`, which decides what the
+//! link carries instead (nothing, the bytes later, twice, corrupted, with
+//! an earlier payload after them, or other bytes); what it decides takes
+//! the path above.
 
+mod byzantine;
 mod lane;
+
+pub(crate) use byzantine::Hooks;
+pub use byzantine::{Action, Byzantine, Message, REPLAY_WINDOW};
 
 use super::{
     auditor::kind,
@@ -409,6 +417,9 @@ pub struct Sink {
     /// This direction's link faults, with the settings generation they are
     /// from (`None`: not looked up yet).
     faults: Option<(LinkFaults, u64)>,
+    /// The last payloads sent while Byzantine behaviour applied (replays
+    /// choose among them).
+    history: VecDeque<Vec<u8>>,
 }
 
 impl Sink {
@@ -419,6 +430,7 @@ impl Sink {
             direction: direction(from_dialer),
             conn: conn.clone(),
             faults: None,
+            history: VecDeque::new(),
         }
     }
 
@@ -439,6 +451,38 @@ impl Sink {
             conn.reset();
             return Err(Error::SendFailed);
         }
+        if settings.byzantine.active() || conn.faults.hooked() {
+            let message = byzantine::Message {
+                from,
+                to,
+                connection: conn.id,
+                from_dialer: self.direction == 0,
+                payload: msg,
+            };
+            let word = self.word;
+            let deliveries = byzantine::decide(
+                &conn.core,
+                &settings.byzantine,
+                conn.faults.hooks(),
+                &message,
+                word,
+                &mut self.history,
+            );
+            let mut delayed = settings;
+            delayed.latency = delayed.latency.saturating_add(deliveries.delay);
+            for payload in &deliveries.payloads {
+                self.deliver(&delayed, payload)?;
+            }
+            return Ok(());
+        }
+        self.deliver(&settings, msg)
+    }
+
+    /// Carries `msg` over the link with `settings`: straight into the pipe,
+    /// or through the lane when it must arrive later.
+    fn deliver(&mut self, settings: &LinkFaults, msg: &[u8]) -> Result<(), Error> {
+        let conn = &*self.conn;
+        let (from, to) = conn.ends(self.direction);
         if !settings.delays() && !conn.faults.is_cut(from, to) {
             if let Some(pipe) = &self.pipe {
                 return pipe.push(msg);
@@ -455,7 +499,7 @@ impl Sink {
             }
             let at = lane
                 .clock
-                .arrival(&conn.core, &settings, msg.len(), conn.core.now());
+                .arrival(&conn.core, settings, msg.len(), conn.core.now());
             lane.queue.push_back((at, msg.to_vec()));
             lane.carrier.take()
         };
