@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target of commonware-runtime for a bounded time, then
+# Runs cargo-fuzz targets of commonware-runtime for a bounded time each, then
 # checks that the fuzzer finds the bug planted in the `interleavings` target.
 #
-#   bash fuzz/run.sh            # each target for $FUZZ_SECONDS (default 20)
-#   FUZZ_SECONDS=300 bash fuzz/run.sh
+#   bash fuzz/run.sh                      # every target for $FUZZ_SECONDS (default 20)
+#   FUZZ_SECONDS=300 bash fuzz/run.sh     # longer
+#   bash fuzz/run.sh --long               # every target for 20 minutes (FUZZ_SECONDS
+#                                         # still overrides); the mode to run before a
+#                                         # release or after touching a fuzzed path
+#   bash fuzz/run.sh --long storage       # named targets only
 #
-# Builds with AddressSanitizer (cargo fuzz's default), on the stable toolchain
-# through RUSTC_BOOTSTRAP=1 when it is not nightly. Installs cargo-fuzz if it
-# is missing; if it cannot be installed, says so and exits 0. The
-# `differential` target also uses real files (under the system temp dir) and
-# loopback TCP, as the tokio runtime does. Corpora persist
-# in fuzz/corpus/<target>; crashes land in fuzz/artifacts/<target>.
-# Exits non-zero if a target crashes, or if the planted bug is not found.
+# CI runs the short mode. Builds with AddressSanitizer (cargo fuzz's
+# default), on the stable toolchain through RUSTC_BOOTSTRAP=1 when it is not
+# nightly. Installs cargo-fuzz if it is missing; if it cannot be installed,
+# says so and exits 0. The `differential` target also uses real files (under
+# the system temp dir) and loopback TCP, as the tokio runtime does. Corpora
+# persist in fuzz/corpus/<target> (so a long run's corpus speeds up the next
+# short one); crashes land in fuzz/artifacts/<target>. Exits non-zero if a
+# target crashes, or if the planted bug is not found.
 set -uo pipefail
 
 cd "$(dirname "$0")"
-SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
+DEFAULT_SECONDS=20
+if [ "${1:-}" = "--long" ]; then
+    DEFAULT_SECONDS=1200
+    shift
+fi
+SECONDS_PER_TARGET="${FUZZ_SECONDS:-$DEFAULT_SECONDS}"
 PLANTED_SECONDS="${FUZZ_PLANTED_SECONDS:-120}"
 TARGETS=(interleavings storage network differential)
+if [ "$#" -gt 0 ]; then
+    TARGETS=("$@")
+fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: cargo-fuzz not found; installing it (cargo install cargo-fuzz --locked)"

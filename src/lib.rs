@@ -173,6 +173,32 @@ pub trait Clock: Clone + Send + Sync + 'static {
     fn sleep_until(&self, deadline: SystemTime) -> impl Future<Output = ()> + Send + 'static;
 }
 
+/// Reachability points, in the spirit of Antithesis' assertions: a program
+/// names the states it should reach (and the properties that must always
+/// hold), and a seed sweep says how many seeds reached each one.
+///
+/// On the deterministic runtime a sweep ([`deterministic::Sweep`]) tallies
+/// every point over its seeds ([`deterministic::Swept::points`]): how many
+/// seeds reached it and the first one, so a rare state can be replayed, and
+/// which points no seed reached (gaps). Points never change a run (no
+/// random draw, no audit event); with nothing collecting they cost one
+/// atomic load. On tokio `sometimes` and `reached` do nothing and `always`
+/// panics when false, so production checks what simulation checked.
+pub trait Assertions: Clone + Send + Sync + 'static {
+    /// Declares point `name` and marks it reached when `condition` holds.
+    /// Declaring it even when false lists it as a gap if no seed reaches it.
+    fn sometimes(&self, name: &'static str, condition: bool);
+
+    /// Marks point `name` reached. Known only to runs that get here:
+    /// declare it with `sometimes(name, false)` to list it when none does.
+    fn reached(&self, name: &'static str);
+
+    /// Fails the run when `condition` is false: panics with a message
+    /// naming the point (`always 'name' failed`), so the failure line
+    /// carries the seed. A sweep counts the seeds that checked it.
+    fn always(&self, name: &'static str, condition: bool);
+}
+
 /// Interface that any runtime must implement to create
 /// network connections.
 pub trait Network<L, Si, St>: Clone + Send + Sync + 'static

@@ -131,6 +131,12 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Bytes sent and not yet received.
+    pub(crate) fn buffered(&self) -> usize {
+        let channel = self.channel.lock();
+        channel.buffer.len() - channel.read
+    }
+
     /// Fills `buf` if enough bytes are buffered; otherwise registers the
     /// waker (or fails, if no more bytes can come).
     pub(crate) fn poll_recv(

@@ -10,7 +10,7 @@
 
 // Shared with the fuzz target, which uses parts these tests do not.
 #[allow(dead_code)]
-#[path = "differential/harness.rs"]
+#[path = "differential/harness/mod.rs"]
 mod harness;
 
 use commonware_runtime::deterministic::MAX_BLOB_LEN;

@@ -31,14 +31,30 @@ fn options(faults: Faults, bug: Option<Bug>) -> Options {
 fn safe_and_live_under_faults() {
     let options = options(Faults::ALL, None);
     let mut crashes = 0;
+    let mut points = commonware_runtime::deterministic::Points::default();
     for seed in 0..4 {
         let report = sim::run(&options, seed);
         assert_eq!(report.outcome, Outcome::Pass, "{report}");
         assert!(report.committed > 50, "{report}");
         assert!(report.simulated >= options.duration + options.settle);
         crashes += report.injected.crashes;
+        points.merge(report.points);
     }
     assert!(crashes > 0, "no node was crashed");
+    // The protocol's and the driver's reachability points are tallied
+    // across runtimes (crashes and recoveries included).
+    let names: Vec<String> = points.points().into_iter().map(|p| p.name).collect();
+    assert_eq!(
+        names,
+        [
+            "commit during a partition",
+            "recovery after a torn write",
+            "two candidates in one term"
+        ],
+        "{points}"
+    );
+    assert!(points.points()[0].seeds > 0, "{points}");
+    assert_eq!(points.runs(), 4);
 }
 
 #[test]

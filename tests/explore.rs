@@ -322,3 +322,204 @@ fn shrinking_a_uniform_failure_keeps_one_decision() {
     );
     assert!(shrunk.failure.message.contains("w7 logged before w0"));
 }
+
+/// A stalled cluster: every pending task says what it waits on.
+#[test]
+fn a_stall_says_what_each_task_waits_on() {
+    use commonware_runtime::{Listener as _, Network as _, Stream as _};
+    let stall = |context: Context| async move {
+        let address = "10.0.0.1:9000".parse().unwrap();
+        let mut listener = context.bind(address).await.unwrap();
+        let (_dialer_sink, mut dialer_stream) = context.dial(address).await.unwrap();
+        let (_, listener_sink, _listener_stream) = listener.accept().await.unwrap();
+        let reader = context.spawn("reader", async move {
+            // The peer sent 3 of the 8 bytes and then nothing.
+            let mut buf = [0u8; 8];
+            dialer_stream.recv(&mut buf).await
+        });
+        let mut listener_sink = listener_sink;
+        commonware_runtime::Sink::send(&mut listener_sink, &[1, 2, 3])
+            .await
+            .unwrap();
+        let c = context.clone();
+        context.spawn("shutdown", async move {
+            let _ = c.stopped().await;
+        });
+        let (_tx, rx) = futures::channel::oneshot::channel::<()>();
+        context.spawn("channel", async move {
+            let _ = rx.await;
+        });
+        let mut lonely = context
+            .bind("10.0.0.2:7000".parse().unwrap())
+            .await
+            .unwrap();
+        context.spawn("listener", async move {
+            let _ = lonely.accept().await;
+        });
+        let _keep = listener_sink;
+        let _ = reader.await;
+    };
+    let failure = deterministic::try_run(&config(Strategy::Uniform), stall).unwrap_err();
+    let message = &failure.message;
+    assert!(message.starts_with("runtime stalled"), "{message}");
+    assert!(
+        message.contains("root (task #0)")
+            && message.contains("waits on the Handle of task #1 'reader'"),
+        "{message}"
+    );
+    assert!(
+        message.contains("'reader'")
+            && message
+                .contains("a recv on connection #0 (bytes from the listener), 5 byte(s) missing"),
+        "{message}"
+    );
+    assert!(
+        message.contains("waits on the stopped() signal"),
+        "{message}"
+    );
+    assert!(
+        message.contains("channel (task #3)")
+            && message.contains("waits on nothing the runtime saw"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "listener (task #4): last polled 1ms ago, waits on an accept on 10.0.0.2:7000 (nothing dialed it)"
+        ),
+        "{message}"
+    );
+}
+
+/// A timeout lists the pending tasks the same way, timers included.
+#[test]
+fn a_timeout_says_what_each_task_waits_on() {
+    let config = Config {
+        timeout: Some(Duration::from_millis(20)),
+        ..config(Strategy::Uniform)
+    };
+    let failure = deterministic::try_run(&config, |context: Context| async move {
+        let c = context.clone();
+        context.spawn("sleeper", async move {
+            c.sleep(Duration::from_secs(60)).await;
+        });
+        loop {
+            reschedule().await;
+        }
+    })
+    .unwrap_err();
+    let message = &failure.message;
+    assert!(message.starts_with("runtime timeout"), "{message}");
+    // The same listing on demand.
+    let (runner, context, _) = Executor::default();
+    let report = runner.start(async move {
+        let c = context.clone();
+        let _sleeper = context.spawn("sleeper", async move {
+            c.sleep(Duration::from_secs(1)).await;
+        });
+        context.sleep(Duration::from_millis(2)).await;
+        context.wait_report()
+    });
+    assert!(
+        report.starts_with("2 task(s) pending at 2ms (virtual):")
+            && report
+                .contains("sleeper (task #1): last polled 1ms ago, waits on a timer due at 1.001s"),
+        "{report}"
+    );
+    assert!(message.contains("sleeper (task #1)"), "{message}");
+    assert!(
+        message.contains("waits on a timer due at 60.001s"),
+        "{message}"
+    );
+    assert!(
+        message
+            .contains("root (task #0): last polled 1ms ago, waits on nothing: it is ready to run"),
+        "{message}"
+    );
+}
+
+/// Reachability points: tallied by a sweep, listed with their first seed,
+/// gaps named; they change nothing in a run.
+#[test]
+fn a_sweep_tallies_reachability_points() {
+    use commonware_runtime::Assertions;
+    let body = |mut context: Context| async move {
+        let roll = context.next_u64() % 4;
+        context.sometimes("rolled zero", roll == 0);
+        context.sometimes("rolled seven", roll == 7);
+        if roll == 1 {
+            context.reached("rolled one");
+        }
+        context.always("roll below four", roll < 4);
+        context.sleep(Duration::from_millis(1)).await;
+    };
+    let swept = Sweep::new(config(Strategy::Uniform), 0..200)
+        .threads(2)
+        .run(body)
+        .unwrap();
+    let points = swept.points.points();
+    let find = |name: &str| points.iter().find(|p| p.name == name).unwrap().clone();
+    let zero = find("rolled zero");
+    assert!((20..80).contains(&zero.seeds), "{zero:?}");
+    let first = zero.first_seed.unwrap();
+    // Replaying the first seed gets there.
+    let config = Config {
+        seed: first,
+        ..config(Strategy::Uniform)
+    };
+    let (_, context, _) = Executor::init(config.clone());
+    let roll = { context.clone() }.next_u64() % 4;
+    assert_eq!(roll, 0);
+    assert!(find("rolled seven").is_gap());
+    assert_eq!(find("roll below four").seeds, 200);
+    assert!(find("rolled one").seeds > 0);
+    assert_eq!(swept.points.gaps().len(), 1);
+    let table = swept.points.to_string();
+    assert!(
+        table.contains("rolled seven") && table.contains("GAP"),
+        "{table}"
+    );
+
+    // Collecting points changes nothing in the run.
+    let (runner, context, auditor) = Executor::init(config.clone());
+    runner.start(body(context));
+    let (runner, context, collected) = Executor::init(config);
+    context.collect_points();
+    runner.start(body(context));
+    assert_eq!(auditor.state(), collected.state());
+}
+
+#[test]
+#[should_panic(expected = "always 'never odd' failed")]
+fn an_always_point_fails_the_run_naming_the_point() {
+    use commonware_runtime::Assertions;
+    let (runner, context, _) = Executor::default();
+    runner.start(async move {
+        context.always("never odd", 3 % 2 == 0);
+    });
+}
+
+/// The README's stall example, word for word.
+#[test]
+fn the_readme_stall_example() {
+    let config = Config {
+        seed: 7,
+        ..Config::default()
+    };
+    let failure = deterministic::try_run(&config, |context: Context| async move {
+        let c = context.clone();
+        let waiter = context.spawn("waiter", async move {
+            c.sleep(Duration::from_millis(5)).await;
+            let (_tx, rx) = futures::channel::oneshot::channel::<()>();
+            let _keep = &_tx;
+            let _ = rx.await;
+        });
+        let _ = waiter.await;
+    })
+    .unwrap_err();
+    assert_eq!(
+        failure.message,
+        "runtime stalled at 7ms (virtual): no task is ready and no timer is pending; 2 task(s) wait forever:
+  - root (task #0): last polled 7ms ago, waits on the Handle of task #1 'waiter'
+  - waiter (task #1): last polled 1ms ago, waits on nothing the runtime saw (a channel, a lock, or a waker held outside the runtime)"
+    );
+}

@@ -1,27 +1,35 @@
-//! Planted bugs of different depths, and how many seeds each scheduling
+//! Planted bugs of the kinds users hit, and how many seeds each scheduling
 //! strategy needs to find them.
 //!
-//! Each program staggers its tasks so that in lockstep (every ready task
-//! polled once per round, as `Strategy::Uniform` does) the racy windows
-//! never overlap: the bug needs one task to fall behind the others by
-//! several rounds. Uniform shuffling only reorders tasks inside a round, so
-//! it can never find these bugs; PCT holds lower-priority tasks back and
-//! finds the depth-2 ones within a handful of seeds and the depth-3 one
-//! within a few hundred (with its step estimate measured by the sweep); the
-//! byte-stream strategy (what the fuzzer drives) finds them from a few
-//! random inputs.
+//! Five need one task to fall behind the others by several rounds: in
+//! lockstep (every ready task polled once per round, as `Strategy::Uniform`
+//! does) their racy windows never overlap, so uniform shuffling, which only
+//! reorders tasks inside a round, never finds them (a lost update, a stale
+//! read needing three orderings, a lock-order stall, a proposer three steps
+//! behind two election timers, a heartbeat starved for eight ticks). PCT
+//! holds lower-priority tasks back and finds them. The sixth, a double vote
+//! in a four-node election, needs two messages to land in the same tick:
+//! message timing, which uniform rounds reproduce well and PCT (one poll
+//! per round, time advancing per poll) rarely does. `Strategy::hold` and
+//! the portfolio find all six.
 //!
-//! `cargo test --release --test strategies -- --ignored --nocapture` prints
-//! the full table (median seeds needed over many start points).
+//! `cargo test --release --test strategies -- --ignored --nocapture
+//! measure_seeds 2>/dev/null` prints the README's table (seeds per find,
+//! median over start points).
 
 use commonware_runtime::{
     deterministic::{self, Config, Context, Strategy, Sweep},
-    reschedule, Spawner,
+    reschedule, Clock, Spawner,
 };
 use futures::lock::Mutex as AsyncMutex;
 use parking_lot::Mutex;
 use rand::{RngCore, SeedableRng};
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 /// Lost update needing one preemption: `worker1` starts three rounds after
 /// `worker0`; the update is lost only if `worker0` is held back between its
@@ -96,16 +104,188 @@ async fn lock_order(context: Context) {
     second.await.unwrap();
 }
 
+/// A proposer that falls three steps behind two election timers: the
+/// proposer needs three steps (propose, replicate, commit) and each election
+/// timer five ticks. In lockstep the proposer commits two rounds before any
+/// timer fires; the bug (both timers fire before the commit, so a second
+/// leader is elected while the first still commits) needs the proposer held
+/// back for at least three rounds while both timers keep ticking.
+async fn slow_proposer(context: Context) {
+    #[derive(Default)]
+    struct Term {
+        committed: bool,
+        timeouts: u32,
+    }
+    let term = Arc::new(Mutex::new(Term::default()));
+    let t = term.clone();
+    let proposer = context.spawn("proposer", async move {
+        for _ in 0..3 {
+            reschedule().await;
+        }
+        t.lock().committed = true;
+    });
+    let mut timers = Vec::new();
+    for i in 0..2 {
+        let term = term.clone();
+        timers.push(context.spawn(&format!("timer{i}"), async move {
+            for _ in 0..5 {
+                reschedule().await;
+            }
+            let mut term = term.lock();
+            term.timeouts += 1;
+            assert!(
+                term.committed || term.timeouts < 2,
+                "proposer fell behind two election timers"
+            );
+        }));
+    }
+    proposer.await.unwrap();
+    for timer in timers {
+        timer.await.unwrap();
+    }
+}
+
+/// A heartbeat starved for eight ticks: a heartbeat task beats every
+/// millisecond, a monitor checks every millisecond that the last beat is at
+/// most eight milliseconds old, and a worker spins through 40 steps of
+/// work. In lockstep the heartbeat is never late; the bug needs the
+/// heartbeat held back, while the monitor keeps checking, for nine or more
+/// ticks (behind the worker under PCT, or for nine rounds under uniform
+/// rounds).
+async fn starved_heartbeat(context: Context) {
+    let last_beat = Arc::new(Mutex::new(context.current()));
+    let (c, beat) = (context.clone(), last_beat.clone());
+    let heartbeat = context.spawn("heartbeat", async move {
+        for _ in 0..20 {
+            *beat.lock() = c.current();
+            c.sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let (c, beat) = (context.clone(), last_beat.clone());
+    let monitor = context.spawn("monitor", async move {
+        for _ in 0..20 {
+            c.sleep(Duration::from_millis(1)).await;
+            let late = c.current().duration_since(*beat.lock()).unwrap_or_default();
+            assert!(
+                late <= Duration::from_millis(8),
+                "heartbeat starved: {late:?}"
+            );
+        }
+    });
+    let worker = context.spawn("worker", async move {
+        for _ in 0..40 {
+            reschedule().await;
+        }
+    });
+    heartbeat.await.unwrap();
+    monitor.await.unwrap();
+    worker.await.unwrap();
+}
+
+/// An election bug that depends on message timing: four nodes draw random
+/// election timeouts; a node whose timer fires before any vote request
+/// reached it stands as a candidate and sends requests (1 to 3 ms in
+/// flight). The planted bug: a node treats every request arriving in the
+/// tick in which it first voted as the one it voted for, so two requests
+/// landing on one node in the same millisecond get two votes in one term.
+/// It needs two timeouts close together and two deliveries in one tick:
+/// timing, not holding a task back, which uniform rounds reproduce well.
+async fn double_vote(context: Context) {
+    #[derive(Default)]
+    struct Node {
+        /// When this node first voted, and for whom it has voted.
+        voted_at: Option<SystemTime>,
+        voted_for: Vec<usize>,
+    }
+    let nodes = Arc::new(Mutex::new(
+        (0..4).map(|_| Node::default()).collect::<Vec<_>>(),
+    ));
+    let mut handles = Vec::new();
+    for id in 0..4 {
+        let (mut c, nodes) = (context.clone(), nodes.clone());
+        handles.push(context.spawn(&format!("node{id}"), async move {
+            let timeout = 10 + c.next_u64() % 40;
+            c.sleep(Duration::from_millis(timeout)).await;
+            if nodes.lock()[id].voted_at.is_some() {
+                return;
+            }
+            nodes.lock()[id].voted_at = Some(c.current());
+            let mut requests = Vec::new();
+            for peer in (0..4).filter(|&p| p != id) {
+                let (mut c2, nodes) = (c.clone(), nodes.clone());
+                let latency = 1 + c2.next_u64() % 3;
+                requests.push(c.spawn("request", async move {
+                    c2.sleep(Duration::from_millis(latency)).await;
+                    let now = c2.current();
+                    let mut nodes = nodes.lock();
+                    let node = &mut nodes[peer];
+                    // The bug: "first voted in this tick" stands for "voted
+                    // for this candidate".
+                    if node.voted_at.is_none() || node.voted_at == Some(now) {
+                        node.voted_at = Some(now);
+                        node.voted_for.push(id);
+                    }
+                    assert!(node.voted_for.len() < 2, "double vote in one term");
+                }));
+            }
+            for request in requests {
+                request.await.unwrap();
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+}
+
 type Body = fn(Context) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
-const BUGS: [(&str, Body, &str); 3] = [
-    ("lost update", |c| Box::pin(lost_update(c)), "lost update"),
-    (
-        "stale read",
-        |c| Box::pin(stale_read(c)),
-        "committed a stale version",
-    ),
-    ("lock order", |c| Box::pin(lock_order(c)), "runtime stalled"),
+/// A planted bug: name, body, the message it fails with, and whether it
+/// needs a task to fall behind the others (which uniform rounds never do).
+struct Bug {
+    name: &'static str,
+    body: Body,
+    message: &'static str,
+    held_back: bool,
+}
+
+const BUGS: [Bug; 6] = [
+    Bug {
+        name: "lost update",
+        body: |c| Box::pin(lost_update(c)),
+        message: "lost update",
+        held_back: true,
+    },
+    Bug {
+        name: "stale read",
+        body: |c| Box::pin(stale_read(c)),
+        message: "committed a stale version",
+        held_back: true,
+    },
+    Bug {
+        name: "lock order",
+        body: |c| Box::pin(lock_order(c)),
+        message: "runtime stalled",
+        held_back: true,
+    },
+    Bug {
+        name: "slow proposer",
+        body: |c| Box::pin(slow_proposer(c)),
+        message: "proposer fell behind two election timers",
+        held_back: true,
+    },
+    Bug {
+        name: "starved heartbeat",
+        body: |c| Box::pin(starved_heartbeat(c)),
+        message: "heartbeat starved",
+        held_back: true,
+    },
+    Bug {
+        name: "double vote",
+        body: |c| Box::pin(double_vote(c)),
+        message: "double vote in one term",
+        held_back: false,
+    },
 ];
 
 /// Seeds needed to find the bug from `start` (1 = the first seed fails),
@@ -136,29 +316,69 @@ fn median(strategy: &Strategy, body: Body, starts: u64, limit: u64) -> Option<u6
 
 #[test]
 fn every_bug_passes_in_lockstep_and_fails_on_some_schedule() {
-    for (name, body, message) in BUGS {
+    for bug in BUGS {
         let lockstep = Config {
             strategy: Strategy::Replay(Arc::default()),
             ..Config::default()
         };
-        assert!(deterministic::try_run(&lockstep, body).is_ok(), "{name}");
-        let config = Config {
-            strategy: Strategy::pct(3),
+        if bug.held_back {
+            assert!(
+                deterministic::try_run(&lockstep, bug.body).is_ok(),
+                "{}",
+                bug.name
+            );
+        }
+        let failure = Sweep::new(
+            Config {
+                strategy: Strategy::portfolio(),
+                ..Config::default()
+            },
+            0..5_000,
+        )
+        .run(bug.body)
+        .unwrap_err();
+        assert!(
+            matches!(failure.strategy, Strategy::Portfolio { steps } if steps > 5),
+            "{}",
+            failure.strategy
+        );
+        assert!(
+            failure.message.contains(bug.message),
+            "{}: {failure}",
+            bug.name
+        );
+        assert!(failure.to_string().contains(", member="), "{failure}");
+        // The seed and the member alone reproduce it too.
+        let member = Config {
+            seed: failure.seed,
+            strategy: failure.strategy.member(failure.seed),
             ..Config::default()
         };
-        let failure = Sweep::new(config, 0..2_000).run(body).unwrap_err();
-        assert!(matches!(failure.strategy, Strategy::Pct { depth: 3, steps } if steps > 5));
-        assert!(failure.message.contains(message), "{name}: {failure}");
+        let again = deterministic::try_run(&member, bug.body).unwrap_err();
+        assert!(again.same_failure(&failure), "{}: {again}", bug.name);
+        // So does the recorded schedule, held-back rounds included.
+        let schedule = failure.schedule.clone().expect("the sweep recorded it");
+        let replay = Config {
+            strategy: Strategy::Replay(Arc::new(schedule)),
+            ..Config::default()
+        };
+        let replayed = deterministic::try_run(&replay, bug.body).unwrap_err();
+        assert!(replayed.same_failure(&failure), "{}: {replayed}", bug.name);
     }
 }
 
 #[test]
 fn uniform_never_finds_bugs_that_need_a_task_to_fall_behind() {
-    for (name, body, _) in BUGS {
+    for bug in BUGS.iter().filter(|bug| bug.held_back) {
         let config = Config::default();
-        let swept = Sweep::new(config, 0..300).run(body).unwrap_or_else(|f| {
-            panic!("{name}: uniform shuffling cannot hold a task back, yet: {f}")
-        });
+        let swept = Sweep::new(config, 0..300)
+            .run(bug.body)
+            .unwrap_or_else(|f| {
+                panic!(
+                    "{}: uniform shuffling cannot hold a task back, yet: {f}",
+                    bug.name
+                )
+            });
         assert_eq!(swept.seeds, 300);
     }
 }
@@ -169,7 +389,7 @@ fn pct_finds_each_bug_within_its_depth_bound() {
     // probability about 1/(n k^(d-1)) per seed for n tasks and k steps.
     let cases = [(0, 2, 60), (1, 3, 1_000), (2, 2, 60)];
     for (bug, depth, bound) in cases {
-        let (name, body, _) = BUGS[bug];
+        let Bug { name, body, .. } = BUGS[bug];
         let needed = median(&Strategy::pct(depth), body, 5, 5_000);
         let needed = needed.unwrap_or_else(|| panic!("{name}: pct({depth}) found nothing"));
         assert!(
@@ -180,8 +400,22 @@ fn pct_finds_each_bug_within_its_depth_bound() {
 }
 
 #[test]
+fn the_portfolio_finds_every_bug_quickly() {
+    // Generous bounds (the measured medians are in the README): five start
+    // points, at most 2,000 seeds each.
+    for bug in BUGS {
+        let needed = median(&Strategy::portfolio(), bug.body, 5, 2_000);
+        assert!(
+            needed.is_some_and(|n| n <= 600),
+            "{}: portfolio needed {needed:?} seeds (median)",
+            bug.name
+        );
+    }
+}
+
+#[test]
 fn byte_stream_input_finds_the_lost_update() {
-    let found = random_inputs_needed(BUGS[0].1, 0, 16, 2_000);
+    let found = random_inputs_needed(BUGS[0].body, 0, 16, 2_000);
     assert!(
         found.is_some(),
         "no random 16-byte input found the lost update"
@@ -247,36 +481,95 @@ fn random_inputs_needed(body: Body, rng_seed: u64, len: usize, limit: u64) -> Op
     })
 }
 
-/// The README's table: median seeds needed per bug and strategy (21 start
-/// points; PCT's step estimate measured by the sweep, or the default 1000).
+/// Seeds per find of `strategy` on `body`: seeds run divided by failing
+/// seeds, over the seeds `start..` until `finds` failures or `limit` seeds
+/// (the step estimate is measured once, on `start`, as a sweep does).
+/// `None` if no seed failed.
+fn seeds_per_find(
+    strategy: &Strategy,
+    body: Body,
+    start: u64,
+    finds: u64,
+    limit: u64,
+) -> Option<f64> {
+    let config = Config {
+        strategy: strategy.clone(),
+        ..Config::default()
+    };
+    let config = Sweep::new(config, start..start + limit).calibrated(&body);
+    let (mut runs, mut failed) = (0u64, 0u64);
+    for seed in start..start + limit {
+        runs += 1;
+        let config = Config {
+            seed,
+            ..config.clone()
+        };
+        if deterministic::try_run(&config, body).is_err() {
+            failed += 1;
+            if failed == finds {
+                break;
+            }
+        }
+    }
+    (failed > 0).then(|| runs as f64 / failed as f64)
+}
+
+/// The README's table: seeds per find (seeds run / failing seeds) per bug
+/// and strategy, median over `STARTS` start points (5 by default), each
+/// running until `FINDS` failures (100) or `LIMIT` seeds (100,000); step
+/// estimates measured as a sweep measures them. Failure lines go to
+/// stderr: run with `2>/dev/null`.
 #[test]
 #[ignore]
 fn measure_seeds_needed() {
-    let limit = 20_000;
-    let fixed = |depth| Strategy::Pct {
-        depth,
-        steps: deterministic::PCT_DEFAULT_STEPS,
+    let var = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
+    let (starts, finds, limit) = (var("STARTS", 5), var("FINDS", 100), var("LIMIT", 100_000));
     let strategies = [
         ("uniform", Strategy::Uniform),
-        ("pct(2), steps measured", Strategy::pct(2)),
-        ("pct(3), steps measured", Strategy::pct(3)),
-        ("pct(2, steps=1000)", fixed(2)),
-        ("pct(3, steps=1000)", fixed(3)),
+        ("pct(1)", Strategy::pct(1)),
+        ("pct(2)", Strategy::pct(2)),
+        ("pct(3)", Strategy::pct(3)),
+        ("pct(4)", Strategy::pct(4)),
+        ("hold", Strategy::hold()),
+        ("portfolio", Strategy::portfolio()),
     ];
+    let only = std::env::var("BUG").ok();
     let names = strategies.each_ref().map(|(name, _)| *name);
-    println!("| bug | {} | random 32-byte inputs |", names.join(" | "));
-    let show = |n: Option<u64>| n.map_or(format!("not found in {limit}"), |n| n.to_string());
-    for (name, body, _) in BUGS {
-        let mut cells: Vec<String> = strategies
+    println!("| planted bug | {} | portfolio / best |", names.join(" | "));
+    println!("|---|{}---|", "---|".repeat(names.len()));
+    for bug in BUGS {
+        if only.as_deref().is_some_and(|only| !bug.name.contains(only)) {
+            continue;
+        }
+        let needed: Vec<Option<f64>> = strategies
             .iter()
-            .map(|(_, s)| show(median(s, body, 21, limit)))
+            .map(|(_, strategy)| {
+                let mut per_start: Vec<Option<f64>> = (0..starts)
+                    .map(|i| seeds_per_find(strategy, bug.body, i * 1_000_003, finds, limit))
+                    .collect();
+                per_start.sort_by(|a, b| a.unwrap_or(f64::MAX).total_cmp(&b.unwrap_or(f64::MAX)));
+                per_start[per_start.len() / 2]
+            })
             .collect();
-        let mut inputs: Vec<Option<u64>> = (0..21)
-            .map(|rng_seed| random_inputs_needed(body, rng_seed, 32, limit))
-            .collect();
-        inputs.sort_by_key(|n| n.unwrap_or(u64::MAX));
-        cells.push(show(inputs[inputs.len() / 2]));
-        println!("| {name} | {} |", cells.join(" | "));
+        // Best of uniform and pct(1..=4), the strategies a user would
+        // otherwise have to choose between.
+        let best = needed[..5].iter().flatten().copied().reduce(f64::min);
+        let ratio = match (needed[6], best) {
+            (Some(p), Some(b)) => format!("{:.2}", p / b),
+            (Some(_), None) => "only portfolio (and hold)".into(),
+            _ => "-".into(),
+        };
+        let show = |n: &Option<f64>| match n {
+            Some(n) if *n < 10.0 => format!("{n:.1}"),
+            Some(n) => format!("{n:.0}"),
+            None => format!("0 in {limit}"),
+        };
+        let cells: Vec<String> = needed.iter().map(show).collect();
+        println!("| {} | {} | {ratio} |", bug.name, cells.join(" | "));
     }
 }

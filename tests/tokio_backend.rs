@@ -34,3 +34,29 @@ where
     });
     runner.start(f(context))
 }
+
+/// Reachability points in production: `sometimes` and `reached` do
+/// nothing, `always` panics when false, as in simulation.
+#[test]
+fn points_are_no_ops_except_a_false_always() {
+    use commonware_runtime::Assertions;
+    let scratch = support::Scratch::new();
+    let directory = scratch.path().to_path_buf();
+    run(&directory, |context| async move {
+        context.sometimes("anything", true);
+        context.sometimes("anything", false);
+        context.reached("here");
+        context.always("holds", true);
+    });
+    let result = std::panic::catch_unwind(|| {
+        run(&directory, |context| async move {
+            context.always("never false", false);
+        })
+    });
+    let payload = result.unwrap_err();
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(message, "always 'never false' failed");
+}

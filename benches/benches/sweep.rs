@@ -1,9 +1,11 @@
 //! Seed-sweep throughput: how many seeds per second `deterministic::Sweep`
 //! runs a small program (10 tasks, 100 yields each) on one thread and on
-//! several, under the default strategy and under PCT; and the smaller
-//! program of the `seed` bench (10 tasks, 10 yields each, then a 1 ms
-//! sleep) under the default strategy, where the runtime's own price per
-//! seed dominates.
+//! several, under the default strategy, under PCT, under uniform rounds
+//! with hold-backs and under the portfolio (the recommended strategy for
+//! bug hunting, which should sweep within 20% of uniform's rate); and the
+//! smaller program of the `seed` bench (10 tasks, 10 yields each, then a
+//! 1 ms sleep) under the default strategy, where the runtime's own price
+//! per seed dominates.
 //!
 //! A sweep is only useful if it covers many seeds in the time a test may
 //! take, so this measures the whole per-seed cost (building a runtime, its
@@ -74,6 +76,18 @@ fn sweep(c: &mut Criterion) {
             "pct3",
             Strategy::Pct {
                 depth: 3,
+                steps: (TASKS * YIELDS) as u64,
+            },
+        ),
+        (
+            "hold",
+            Strategy::Hold {
+                steps: (TASKS * YIELDS) as u64,
+            },
+        ),
+        (
+            "portfolio",
+            Strategy::Portfolio {
                 steps: (TASKS * YIELDS) as u64,
             },
         ),

@@ -18,6 +18,7 @@ usage: cargo run --release --example consensus -- [flags]
   --nodes N           cluster size, 1 to 9                                   [5]
   --faults F          on, off, or a comma list of:                           [on]
                       crash, power, partition, network, disk
+                      (on), clock, byzantine (only when listed)
   --duration SECS     virtual seconds of faults per run (then 10 s settle)   [60]
   --bug skip-fsync    plant a bug: acknowledge appends before syncing them
   --trace             print each run's events: faults, elections, verdict
@@ -43,13 +44,15 @@ fn parse_seeds(value: &str) -> Option<Range<u64>> {
 }
 
 /// The faults a run can inject, under the names `--faults` lists them by.
-fn fault_names(faults: &mut Faults) -> [(&'static str, &mut bool); 5] {
+fn fault_names(faults: &mut Faults) -> [(&'static str, &mut bool); 7] {
     [
         ("crash", &mut faults.crash),
         ("power", &mut faults.power),
         ("partition", &mut faults.partition),
         ("network", &mut faults.network),
         ("disk", &mut faults.disk),
+        ("clock", &mut faults.clock),
+        ("byzantine", &mut faults.byzantine),
     ]
 }
 
@@ -188,7 +191,15 @@ mod tests {
         let all = "power,crash,disk,network,partition";
         let faults = args(&format!("--faults {all}")).unwrap().options.faults;
         assert_eq!(faults, Faults::ALL);
-        for name in ["crash", "power", "partition", "network", "disk"] {
+        for name in [
+            "crash",
+            "power",
+            "partition",
+            "network",
+            "disk",
+            "clock",
+            "byzantine",
+        ] {
             let faults = args(&format!("--faults {name}")).unwrap().options.faults;
             assert_eq!(format_faults(faults), name);
         }

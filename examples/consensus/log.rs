@@ -65,6 +65,8 @@ async fn read_all<B: Blob>(blob: &B) -> Result<Vec<u8>, Error> {
 pub struct Log<B: Blob> {
     blob: B,
     entries: Vec<Entry>,
+    /// Whether opening it dropped a torn or lost tail.
+    repaired: bool,
 }
 
 impl<B: Blob> Log<B> {
@@ -82,11 +84,21 @@ impl<B: Blob> Log<B> {
             entries.push(Entry { term, value });
         }
         let valid = (entries.len() * RECORD) as u64;
-        if valid != bytes.len() as u64 {
+        let repaired = valid != bytes.len() as u64;
+        if repaired {
             blob.truncate(valid).await?;
             blob.sync().await?;
         }
-        Ok(Self { blob, entries })
+        Ok(Self {
+            blob,
+            entries,
+            repaired,
+        })
+    }
+
+    /// Whether opening the log dropped a torn or lost tail.
+    pub fn repaired(&self) -> bool {
+        self.repaired
     }
 
     /// Index of the last entry (0 when empty).

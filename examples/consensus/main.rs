@@ -14,6 +14,11 @@
 //!     [--bug skip-fsync] [--trace]
 //! ```
 //!
+//! After the runs it prints the reachability points the protocol and the
+//! driver declare ("two candidates in one term", "commit during a
+//! partition", "recovery after a torn write"): how many seeds reached each,
+//! the first that did, and the ones no seed reached.
+//!
 //! Files: `node.rs` (the protocol), `log.rs` (its durable state), `wire.rs`
 //! (its messages on a connection), `check.rs` (the safety and liveness
 //! oracle), `sim.rs` (one run under faults), `cli.rs` (flags), and this
@@ -55,9 +60,11 @@ fn main() -> ExitCode {
     );
     let (mut simulated, mut wall) = (Duration::ZERO, Duration::ZERO);
     let mut failed = Vec::new();
+    let mut points = commonware_runtime::deterministic::Points::default();
     for seed in seeds.clone() {
         let report = sim::run(&options, seed);
         println!("{report}");
+        points.merge(report.points.clone());
         simulated += report.simulated;
         wall += report.wall;
         if report.outcome != Outcome::Pass {
@@ -74,6 +81,9 @@ fn main() -> ExitCode {
         wall.as_secs_f64(),
         simulated.as_secs_f64() / wall.as_secs_f64().max(1e-9),
     );
+    // Which interesting states the seeds reached (replay a first seed to
+    // get there), and which none did.
+    println!("\n{points}");
     if failed.is_empty() {
         return ExitCode::SUCCESS;
     }

@@ -32,7 +32,7 @@ use crate::{
     wire::{self, Entry, Message, MAX_ENTRIES},
 };
 use commonware_runtime::{
-    Blob, Clock, Error, Handle, Listener, Network, Sink, Spawner, Storage, Stream,
+    Assertions, Blob, Clock, Error, Handle, Listener, Network, Sink, Spawner, Storage, Stream,
 };
 use futures::{
     channel::mpsc,
@@ -73,6 +73,8 @@ pub struct Config {
 pub trait Observer: Send + Sync + 'static {
     /// Node `node` (re)started with an empty commit index.
     fn started(&self, node: u64);
+    /// Node `node` stands as a candidate in `term`.
+    fn campaigning(&self, _node: u64, _term: u64) {}
     /// Node `node` became leader of `term`.
     fn elected(&self, node: u64, term: u64);
     /// Node `node` learned that `entry` is committed at `index`.
@@ -99,7 +101,7 @@ pub async fn run<E, B, L, Si, St>(
     observer: Arc<dyn Observer>,
 ) -> Result<Infallible, Crash>
 where
-    E: Spawner + Clock + RngCore + Storage<B> + Network<L, Si, St>,
+    E: Spawner + Clock + RngCore + Storage<B> + Network<L, Si, St> + Assertions,
     B: Blob,
     L: Listener<Si, St>,
     Si: Sink,
@@ -107,6 +109,9 @@ where
 {
     let partition = format!("node{}", config.id);
     let log = Log::open(&context, &partition).await?;
+    // A reachability point: sweeps report how many seeds got a node to
+    // restart from a log whose tail a crash had torn.
+    context.sometimes("recovery after a torn write", log.repaired());
     let vote = Vote::open(&context, &partition).await?;
     let address = config.peers[config.id as usize];
     let mut listener = context
@@ -377,6 +382,7 @@ where
         self.role = Role::Candidate {
             votes: BTreeSet::from([id]),
         };
+        self.observer.campaigning(id, term);
         self.reset_election();
         if self.majority() == 1 {
             return self.lead().await;

@@ -21,6 +21,11 @@
 //! * **power cut**: the runtime is halted at a moment the seed picks
 //!   (`Runner::start_until`), wherever every task is, and the run continues
 //!   in `Context::recover()` from what the disk kept.
+//! * **clock** (only when listed): every node gets its own clock, drawn
+//!   from the seed (offset, drift, two jumps), for the whole run;
+//! * **byzantine** (only when listed): links drop, delay, duplicate and
+//!   replay frames now and then. (Not corrupt or replace: the protocol
+//!   tolerates crashes, not lying peers.)
 //!
 //! Then the faults stop (partitions heal, failure probabilities drop to
 //! zero, every node boots) and the cluster gets [`Options::settle`] to show
@@ -41,13 +46,15 @@ use crate::{
 };
 use commonware_runtime::{
     deterministic::{
-        self, Config, Context, Executor, Halt, LinkFaults, PartitionMode, StorageFaults,
+        self, Byzantine, ClockFaults, Config, Context, Executor, Halt, LinkFaults, PartitionMode,
+        Points, StorageFaults,
     },
-    Clock, Handle, Runner, Spawner,
+    Assertions, Clock, Handle, Runner, Spawner,
 };
 use parking_lot::Mutex;
 use rand::{seq::SliceRandom, Rng};
 use std::{
+    collections::{BTreeMap, BTreeSet},
     fmt,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     ops::Range,
@@ -90,6 +97,10 @@ pub struct Faults {
     pub network: bool,
     /// I/O errors, and torn unsynced writes on crashes.
     pub disk: bool,
+    /// A clock of its own per node (not in `ALL`: listed explicitly).
+    pub clock: bool,
+    /// Links that drop, delay, duplicate and replay frames (not in `ALL`).
+    pub byzantine: bool,
 }
 
 impl Faults {
@@ -99,6 +110,8 @@ impl Faults {
         partition: true,
         network: true,
         disk: true,
+        clock: false,
+        byzantine: false,
     };
     pub const NONE: Faults = Faults {
         crash: false,
@@ -106,6 +119,8 @@ impl Faults {
         partition: false,
         network: false,
         disk: false,
+        clock: false,
+        byzantine: false,
     };
 
     /// The runtime's fault settings for these faults; `calm` keeps only
@@ -122,6 +137,16 @@ impl Faults {
                 faults.network.dial_failure = 0.05;
                 faults.network.reset = 0.002;
             }
+        }
+        if self.byzantine && !calm {
+            faults.network.byzantine = Byzantine {
+                drop: 0.01,
+                delay: 0.01,
+                max_delay: Duration::from_millis(50),
+                duplicate: 0.01,
+                replay: 0.01,
+                ..Byzantine::default()
+            };
         }
         if self.disk {
             faults.storage.torn = true;
@@ -218,6 +243,8 @@ pub struct Report {
     pub terms: u64,
     pub injected: Injected,
     pub outcome: Outcome,
+    /// The run's reachability points.
+    pub points: Points,
 }
 
 impl Report {
@@ -266,6 +293,21 @@ pub fn run(options: &Options, seed: u64) -> Report {
         faults: options.faults.runtime(false),
         ..Config::default()
     });
+    context.collect_points();
+    if options.faults.clock {
+        let mut faults = context.faults();
+        for ip in node_ips(options.nodes) {
+            let clock = ClockFaults::draw(
+                &mut context,
+                Duration::from_secs(2),
+                50_000,
+                2,
+                options.duration,
+            );
+            faults.clocks.insert(ip, clock);
+        }
+        context.set_faults(faults);
+    }
     if options.faults.partition {
         let mut faults = context.faults();
         faults.partition_mode = match context.gen_bool(0.5) {
@@ -315,6 +357,11 @@ pub fn run(options: &Options, seed: u64) -> Report {
         terms: cluster.checker.terms(),
         injected: state.injected,
         outcome: state.outcome.clone().unwrap_or(Outcome::Pass),
+        points: {
+            let mut points = Points::default();
+            points.add(seed, &context);
+            points
+        },
     }
 }
 
@@ -331,12 +378,21 @@ struct State {
     down: Vec<bool>,
     /// Whether a partition is in force.
     partitioned: bool,
+    /// The candidates of each term.
+    candidates: BTreeMap<u64, BTreeSet<u64>>,
     injected: Injected,
     /// Set when the run is over.
     outcome: Option<Outcome>,
 }
 
 /// One cluster under test; it outlives every runtime of the run.
+/// The IP of each node.
+fn node_ips(nodes: usize) -> Vec<IpAddr> {
+    (0..nodes)
+        .map(|id| IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8 + 1)))
+        .collect()
+}
+
 struct Cluster {
     options: Options,
     checker: Arc<Checker>,
@@ -355,9 +411,7 @@ impl Cluster {
     }
 
     fn new(options: Options) -> Self {
-        let ips: Vec<IpAddr> = (0..options.nodes)
-            .map(|id| IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8 + 1)))
-            .collect();
+        let ips = node_ips(options.nodes);
         let peers: Vec<SocketAddr> = ips.iter().map(|&ip| SocketAddr::new(ip, PORT)).collect();
         let configs = (0..options.nodes as u64)
             .map(|id| node::Config {
@@ -374,6 +428,7 @@ impl Cluster {
             state: Mutex::new(State {
                 down: vec![false; options.nodes],
                 partitioned: false,
+                candidates: BTreeMap::new(),
                 injected: Injected::default(),
                 outcome: None,
             }),
@@ -419,7 +474,10 @@ impl Cluster {
         // commits must continue.
         self.trace(&context, "faults stop: the network heals, every node boots");
         context.heal();
-        context.set_faults(faults.runtime(true));
+        // Clocks are the nodes' hardware: they stay.
+        let mut calm = faults.runtime(true);
+        calm.clocks = context.faults().clocks;
+        context.set_faults(calm);
         let down = std::mem::take(&mut self.state.lock().down);
         for (id, node) in nodes.iter_mut().enumerate() {
             if down[id] {
@@ -436,10 +494,12 @@ impl Cluster {
         self.state.lock().outcome = Some(if let Some(violation) = self.checker.violation() {
             Outcome::Unsafe(violation)
         } else if after < before + MIN_PROGRESS {
+            // What every task waits on: the liveness report.
             Outcome::Stuck(format!(
-                "{} entries committed in the {:?} after the faults stopped (want {MIN_PROGRESS})",
+                "{} entries committed in the {:?} after the faults stopped (want {MIN_PROGRESS}); {}",
                 after - before,
-                self.options.settle
+                self.options.settle,
+                context.wait_report()
             ))
         } else if slowest < before {
             Outcome::Stuck(format!(
@@ -530,6 +590,15 @@ impl Observer for Watch {
         self.cluster.checker.started(node);
     }
 
+    fn campaigning(&self, node: u64, term: u64) {
+        let mut state = self.cluster.state.lock();
+        let candidates = state.candidates.entry(term).or_default();
+        candidates.insert(node);
+        let split = candidates.len() >= 2;
+        drop(state);
+        self.context.sometimes("two candidates in one term", split);
+    }
+
     fn elected(&self, node: u64, term: u64) {
         self.cluster.checker.elected(node, term);
         let event = format_args!("node {node} leads term {term}");
@@ -538,5 +607,8 @@ impl Observer for Watch {
 
     fn committed(&self, node: u64, index: u64, entry: Entry) {
         self.cluster.checker.committed(node, index, entry);
+        let partitioned = self.cluster.state.lock().partitioned;
+        self.context
+            .sometimes("commit during a partition", partitioned);
     }
 }

@@ -85,6 +85,9 @@ pub(crate) struct State {
     /// handles close at once) and later sleeps would never fire (they panic).
     pub(crate) ended: bool,
     pub(crate) polls: u64,
+    /// What each slot's task waits on, by slot index, valid where the
+    /// slot's `noted` is set (see `wait.rs`); grown when a note needs it.
+    pub(crate) waits: Vec<crate::wait::Wait>,
     /// The run loop's round buffers, kept here between runs so that a
     /// finished run can hand them on (see `spare.rs`).
     pub(crate) rounds: Rounds,
@@ -193,6 +196,7 @@ impl Core {
             finished: false,
             ended: false,
             polls: 0,
+            waits: Vec::new(),
             rounds: Rounds {
                 batch: spare.batch,
                 held: spare.held,
@@ -402,6 +406,7 @@ impl Core {
             finished: false,
             ended: false,
             polls: 0,
+            waits: Vec::new(),
             rounds: Rounds {
                 batch: spare.batch,
                 held: spare.held,
@@ -453,23 +458,82 @@ impl Core {
     pub(crate) fn stall_report(&self) -> String {
         let guard = self.shared.state.lock();
         let state = guard.borrow();
-        let tasks = state.arena.tasks();
         let mut report = format!(
             "runtime stalled at {:?} (virtual): no task is ready and no timer is pending; {} task(s) wait forever:",
             Duration::from_nanos(state.now),
-            tasks.len()
+            state.arena.len()
         );
-        for slot in tasks {
-            let idle = Duration::from_nanos(state.now.saturating_sub(slot.last_polled));
-            let _ = write!(
-                report,
-                "\n  - {} (task #{}): last polled {:?} ago",
-                state.arena.label(slot),
-                slot.id().seq(),
-                idle
-            );
-        }
+        list_waits(&state, &mut report);
         report
+    }
+
+    /// Every live task with what it waits on (see [`Wait`](crate::Wait)),
+    /// one per line, in spawn order: `- label (task #n): last polled 3ms
+    /// ago, waits on a timer due at 40ms`. What the stall and timeout
+    /// reports list; callable at any time (between rounds from another
+    /// thread).
+    pub fn wait_report(&self) -> String {
+        let guard = self.shared.state.lock();
+        let state = guard.borrow();
+        let mut report = format!(
+            "{} task(s) pending at {:?} (virtual):",
+            state.arena.len(),
+            Duration::from_nanos(state.now)
+        );
+        list_waits(&state, &mut report);
+        report
+    }
+}
+
+/// Appends one line per live task: label, id, idle time and its wait.
+fn list_waits(state: &State, report: &mut String) {
+    let tasks = state.arena.tasks();
+    for slot in &tasks {
+        let idle = Duration::from_nanos(state.now.saturating_sub(slot.last_polled));
+        let _ = write!(
+            report,
+            "\n  - {} (task #{}): last polled {:?} ago, waits on ",
+            state.arena.label(slot),
+            slot.id().seq(),
+            idle
+        );
+        let ready = slot.task.header().marks.is_queued();
+        let wait = match slot.noted {
+            true => state.waits.get(slot.id().index() as usize).copied(),
+            false => None,
+        };
+        let _ = match wait.unwrap_or_default() {
+            _ if ready => write!(report, "nothing: it is ready to run"),
+            crate::wait::Wait::Unknown => write!(
+                report,
+                "nothing the runtime saw (a channel, a lock, or a waker held outside the runtime)"
+            ),
+            crate::wait::Wait::Timer(at) => {
+                write!(report, "a timer due at {:?}", Duration::from_nanos(at))
+            }
+            crate::wait::Wait::Task(seq) => {
+                match tasks.iter().find(|other| other.id().seq() == seq) {
+                    Some(other) => write!(
+                        report,
+                        "the Handle of task #{seq} '{}'",
+                        state.arena.label(other)
+                    ),
+                    None => write!(report, "the Handle of task #{seq} (finished)"),
+                }
+            }
+            crate::wait::Wait::Note(note, word) => {
+                write!(report, "{}", NoteText(note, word))
+            }
+        };
+    }
+}
+
+/// A backend's note as text.
+struct NoteText(&'static crate::wait::WaitNote, u64);
+
+impl std::fmt::Display for NoteText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (self.0.describe)(f, self.1)
     }
 }
 

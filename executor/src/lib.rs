@@ -37,6 +37,8 @@
 //! * `refs.rs`: a task block's reference count, biased towards the
 //!   executor's thread (plain loads and stores there), with its loom models.
 //! * `time/`: the timer wheel over virtual time and [`Sleep`].
+//! * `wait.rs`: what a pending task waits on ([`Wait`]), for the stall
+//!   and timeout reports.
 //! * `scheduler/`: who runs in each round, and the run's random numbers.
 //! * `audit/`: the event digest and the label counts.
 //! * `spare.rs`: the memory a finished run leaves for the thread's next
@@ -66,6 +68,8 @@ mod sync;
 mod task;
 #[cfg(not(loom))]
 mod time;
+#[cfg(not(loom))]
+mod wait;
 mod wake;
 
 #[cfg(all(test, not(loom)))]
@@ -82,10 +86,12 @@ pub use core::{Core, CoreConfig};
 pub use run::{CrashPoint, Executor, Failure};
 #[cfg(not(loom))]
 pub use scheduler::{
-    shrink_schedule, AsAny, Decision, FuzzInput, ParseError, Pct, Recorder, Replay, Schedule,
+    shrink_schedule, AsAny, Decision, FuzzInput, Hold, ParseError, Pct, Recorder, Replay, Schedule,
     Scheduler, Uniform, PCT_DEFAULT_STEPS,
 };
 #[cfg(not(loom))]
 pub use task::{Canceled, JoinHandle, TaskId};
 #[cfg(not(loom))]
 pub use time::{Sleep, END_OF_TIME};
+#[cfg(not(loom))]
+pub use wait::{Wait, WaitNote};

@@ -20,26 +20,21 @@
 //!   local list has grown to the program's usual number of ready tasks.
 
 use crate::{
-    task::{Header, TaskId},
+    task::{waker, Header, TaskId},
     wake::{Marks, RemoteQueue},
 };
 use std::{
-    cell::{Cell, UnsafeCell},
+    cell::UnsafeCell,
     marker::PhantomData,
     sync::atomic::{AtomicBool, Ordering},
 };
-
-thread_local! {
-    /// The ready queue of the executor running on this thread, if any.
-    static CURRENT: Cell<*const ReadyQueue> = const { Cell::new(std::ptr::null()) };
-}
 
 /// Tasks woken since the run loop last looked.
 #[derive(Default)]
 pub(crate) struct ReadyQueue {
     /// Wakes made on the thread running this queue's executor. Only that
-    /// thread touches it: through `push` while `CURRENT` points here, or
-    /// through the [`EnterGuard`] it holds. Needs no lock.
+    /// thread touches it: through `push` while this is the thread's current
+    /// queue, or through the [`EnterGuard`] it holds. Needs no lock.
     local: UnsafeCell<Vec<TaskId>>,
     /// Wakes from every other thread.
     remote: RemoteQueue<TaskId>,
@@ -49,9 +44,10 @@ pub(crate) struct ReadyQueue {
 
 // SAFETY: `remote` and `entered` are thread-safe. `local` is only accessed
 // by the single thread that holds this queue's `EnterGuard` (`enter` refuses
-// a second guard), and on that thread only while `CURRENT` points here or
-// through the guard itself; no access hands out a reference that outlives
-// the call, so accesses never overlap.
+// a second guard), and on that thread only while this is the thread's
+// current queue (`task::waker::CURRENT`) or through the guard itself; no
+// access hands out a reference that outlives the call, so accesses never
+// overlap.
 unsafe impl Sync for ReadyQueue {}
 
 impl ReadyQueue {
@@ -64,12 +60,12 @@ impl ReadyQueue {
         }
     }
 
-    /// Whether this thread runs this queue's executor right now. Inline:
-    /// every wake asks, and the task vtable that wakes lives in another
-    /// module (so, in a release build, possibly another codegen unit).
+    /// Whether this thread runs this queue's executor right now (the
+    /// thread-local that says so lives in `task/waker.rs`, which explains
+    /// why).
     #[inline]
     pub(crate) fn is_current(&self) -> bool {
-        CURRENT.with(|current| std::ptr::eq(current.get(), self))
+        waker::is_current_queue(self)
     }
 
     /// Wakes `task`. On the executor's own thread (whose wakes are the
@@ -106,7 +102,7 @@ impl ReadyQueue {
     /// needs no saved registers (a duplicate wake is then a few loads).
     #[inline]
     unsafe fn push_local(&self, id: TaskId) {
-        // SAFETY: `CURRENT` points here only on the thread holding this
+        // SAFETY: this is the current queue only on the thread holding this
         // queue's unique `EnterGuard` (see the `Sync` impl), as the caller
         // checked; the borrow ends before this call returns.
         let local = unsafe { &mut *self.local.get() };
@@ -129,7 +125,7 @@ impl ReadyQueue {
         if self.entered.swap(true, Ordering::Acquire) {
             panic!("this executor is already running (a run loop cannot be re-entered)");
         }
-        let previous = CURRENT.with(|current| current.replace(self as *const Self));
+        let previous = waker::replace_current_queue(self);
         EnterGuard {
             previous,
             queue: self,
@@ -197,7 +193,7 @@ impl EnterGuard<'_> {
 
 impl Drop for EnterGuard<'_> {
     fn drop(&mut self) {
-        CURRENT.with(|current| current.set(self.previous));
+        waker::replace_current_queue(self.previous);
         self.queue.entered.store(false, Ordering::Release);
     }
 }

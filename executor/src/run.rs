@@ -79,10 +79,12 @@ pub enum Failure {
         payload: Box<dyn Any + Send>,
     },
     /// Nothing could ever run again. The message starts with
-    /// `runtime stalled` and lists the pending tasks.
+    /// `runtime stalled` and lists the pending tasks, each with what its
+    /// last poll waited on (see [`Wait`](crate::Wait)).
     Stalled(String),
     /// Virtual time reached the deadline. The message starts with
-    /// `runtime timeout`.
+    /// `runtime timeout` and lists the pending tasks with what each waits
+    /// on, as the stall report does.
     Timeout(String),
 }
 
@@ -229,28 +231,49 @@ impl Executor {
         } = rounds;
         // Held for the whole run; other threads get it between rounds.
         let mut round = shared.state.lock();
+        // The earliest time at which a round does not start: the timeout
+        // deadline, an `At` crash point or the end of virtual time. A round
+        // compares `now` with it once; only then do the checks below, in
+        // their order, say which (a hot path: one compare per round instead
+        // of three tests, which the compiler does not merge by itself).
+        let stop = [
+            shared.deadline,
+            match crash_point {
+                Some(CrashPoint::At(at)) => Some(at),
+                _ => None,
+            },
+            Some(END_OF_TIME + 1),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(u64::MAX);
         let result = loop {
             // Pick this round's tasks.
             let run = {
                 let mut state = round.borrow_mut();
-                if let Some(deadline) = shared.deadline {
-                    if state.now >= deadline {
+                if state.now >= stop {
+                    if let Some(deadline) = shared.deadline {
+                        if state.now >= deadline {
+                            drop(state);
+                            break Err(Failure::Timeout(format!(
+                                "runtime timeout: virtual time reached {:?} after the epoch; {}",
+                                Duration::from_nanos(deadline),
+                                self.core.wait_report()
+                            )));
+                        }
+                    }
+                    if let Some(CrashPoint::At(at)) = crash_point {
+                        if state.now >= at {
+                            break Ok(false);
+                        }
+                    }
+                    if state.now > END_OF_TIME {
                         break Err(Failure::Timeout(format!(
-                            "runtime timeout: virtual time reached {:?} after the epoch",
-                            Duration::from_nanos(deadline)
+                            "runtime timeout: virtual time passed its end, {:?} after the epoch",
+                            Duration::from_nanos(END_OF_TIME)
                         )));
                     }
-                }
-                if let Some(CrashPoint::At(at)) = crash_point {
-                    if state.now >= at {
-                        break Ok(false);
-                    }
-                }
-                if state.now > END_OF_TIME {
-                    break Err(Failure::Timeout(format!(
-                        "runtime timeout: virtual time passed its end, {:?} after the epoch",
-                        Duration::from_nanos(END_OF_TIME)
-                    )));
                 }
                 batch.clear();
                 if !held.is_empty() {
@@ -348,19 +371,30 @@ impl Executor {
         let mut finished: Option<Slot> = None;
         let mut state = round.borrow_mut();
         let prefetch = state.arena.len() >= PREFETCH_MIN_TASKS;
+        let poll_limit = match crash_point {
+            Some(CrashPoint::AfterPolls(limit)) => Some(limit),
+            _ => None,
+        };
+        // Usually neither applies (a small arena, no `AfterPolls` crash
+        // point): one test per poll then covers both. The compiler does not
+        // hoist the two loop-invariant tests by itself, and this loop is the
+        // hottest path of all.
+        let extras = prefetch || poll_limit.is_some();
         for (i, &id) in ids.iter().enumerate() {
-            if prefetch {
-                // The order is random: fetch what the next polls need.
-                state.arena.prefetch(
-                    ids.get(i + PREFETCH_AHEAD).copied(),
-                    ids.get(i + 2 * PREFETCH_AHEAD).copied(),
-                );
-            }
-            if let Some(CrashPoint::AfterPolls(limit)) = crash_point {
-                if state.polls >= limit {
-                    drop(state);
-                    drop(finished);
-                    return Ok(Some(false));
+            if extras {
+                if prefetch {
+                    // The order is random: fetch what the next polls need.
+                    state.arena.prefetch(
+                        ids.get(i + PREFETCH_AHEAD).copied(),
+                        ids.get(i + 2 * PREFETCH_AHEAD).copied(),
+                    );
+                }
+                if let Some(limit) = poll_limit {
+                    if state.polls >= limit {
+                        drop(state);
+                        drop(finished);
+                        return Ok(Some(false));
+                    }
                 }
             }
             let now = state.now;

@@ -110,6 +110,12 @@ impl Marks {
         true
     }
 
+    /// Whether the task is in the ready set (read by the stall and timeout
+    /// reports, on the executor's thread).
+    pub(crate) fn is_queued(&self) -> bool {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// Called by the run loop right before polling: wakes during or after
     /// the poll enqueue the task again.
     #[inline]

@@ -11,7 +11,7 @@
 #![no_main]
 
 #[allow(dead_code)]
-#[path = "../../tests/differential/harness.rs"]
+#[path = "../../tests/differential/harness/mod.rs"]
 mod harness;
 
 use arbitrary::Unstructured;

@@ -3,9 +3,11 @@
 //! simulated disk, checked against a plain model after every step.
 //!
 //! The model: each `(partition, name)` has a durable image (what `sync` or
-//! `close` published); each open handle has its own copy, which writes and
-//! truncates change (zero-filling gaps). `recover()` drops every handle and
-//! keeps only the durable images. Reads must match the handle's copy, reads
+//! `close` published) and an identity, new each time the blob is created;
+//! each open handle has its own copy, which writes and truncates change
+//! (zero-filling gaps), and the identity of the blob it opened, so once
+//! that blob is removed its publishes fail even if the name was created
+//! again. `recover()` drops every handle and keeps only the durable images. Reads must match the handle's copy, reads
 //! past its end fail with `BlobInsufficientLength`, `scan` lists the model's
 //! names in order, and errors for missing partitions and blobs match the
 //! contract. Offsets past the simulated disk's limit must be errors, never
@@ -71,12 +73,16 @@ enum Op {
 #[derive(Default)]
 struct Model {
     partitions: BTreeSet<&'static str>,
-    durable: BTreeMap<(&'static str, &'static [u8]), Vec<u8>>,
+    /// Per blob: its identity and its durable image.
+    durable: BTreeMap<(&'static str, &'static [u8]), (u64, Vec<u8>)>,
+    next_id: u64,
 }
 
 struct Handle {
     partition: &'static str,
     name: &'static [u8],
+    /// The identity of the blob it opened.
+    id: u64,
     blob: Blob,
     data: Vec<u8>,
 }
@@ -97,7 +103,12 @@ fn name(index: u8) -> &'static [u8] {
 fn publish_error(model: &Model, handle: &Handle) -> Option<Error> {
     if !model.partitions.contains(handle.partition) {
         Some(Error::PartitionMissing(handle.partition.into()))
-    } else if !model.durable.contains_key(&(handle.partition, handle.name)) {
+    } else if model
+        .durable
+        .get(&(handle.partition, handle.name))
+        .map(|(id, _)| *id)
+        != Some(handle.id)
+    {
         Some(Error::BlobMissing(
             handle.partition.into(),
             hex(handle.name),
@@ -110,7 +121,7 @@ fn publish_error(model: &Model, handle: &Handle) -> Option<Error> {
 /// Checks that every durable image reads back exactly (run first in each
 /// epoch: after `recover()`, only published data may remain).
 async fn check_durable(context: &Context, model: &Model) {
-    for ((partition, name), data) in &model.durable {
+    for ((partition, name), (_, data)) in &model.durable {
         let blob = context.open(partition, name).await.expect("reopen");
         assert_eq!(blob.len().await, Ok(data.len() as u64));
         let mut buf = vec![0u8; data.len()];
@@ -144,10 +155,19 @@ async fn epoch(context: Context, model: &mut Model, ops: &mut VecDeque<Op>) {
                 let (partition, name) = (partition(*p), name(*n));
                 let blob = context.open(partition, name).await.expect("open");
                 model.partitions.insert(partition);
-                let data = model.durable.entry((partition, name)).or_default().clone();
+                let next_id = &mut model.next_id;
+                let (id, data) = model
+                    .durable
+                    .entry((partition, name))
+                    .or_insert_with(|| {
+                        *next_id += 1;
+                        (*next_id, Vec::new())
+                    })
+                    .clone();
                 handles.push(Handle {
                     partition,
                     name,
+                    id,
                     blob,
                     data,
                 });
@@ -212,9 +232,10 @@ async fn epoch(context: Context, model: &mut Model, ops: &mut VecDeque<Op>) {
                 let expected = publish_error(model, handle);
                 assert_eq!(handle.blob.sync().await.err(), expected);
                 if expected.is_none() {
-                    model
-                        .durable
-                        .insert((handle.partition, handle.name), handle.data.clone());
+                    model.durable.insert(
+                        (handle.partition, handle.name),
+                        (handle.id, handle.data.clone()),
+                    );
                 }
             }
             Op::Close { handle } => {
@@ -227,7 +248,7 @@ async fn epoch(context: Context, model: &mut Model, ops: &mut VecDeque<Op>) {
                 if expected.is_none() {
                     model
                         .durable
-                        .insert((handle.partition, handle.name), handle.data);
+                        .insert((handle.partition, handle.name), (handle.id, handle.data));
                 }
             }
             Op::Remove {

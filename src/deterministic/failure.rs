@@ -7,6 +7,11 @@
 //!   in task 'worker1' at 12ms (virtual), auditor=…; rerun with this seed and strategy to reproduce
 //! ```
 //!
+//! Under [`Strategy::Portfolio`](super::Strategy::Portfolio) the line also
+//! names the member the seed ran (`strategy=portfolio(steps=37),
+//! member=pct(3, steps=37)`): the seed and the portfolio reproduce the run,
+//! and so do the seed and the member alone.
+//!
 //! # Invariants
 //! * The line is made here and nowhere else: [`Runner`](super::Runner)
 //!   prints it before a failure propagates, and `FailedRun`'s `Display`
@@ -21,6 +26,8 @@ pub(super) struct FailureLine<'a> {
     pub(super) seed: u64,
     /// The strategy's name, as `Strategy`'s `Display` writes it.
     pub(super) strategy: &'a dyn fmt::Display,
+    /// The member of a portfolio the seed ran, if the strategy is one.
+    pub(super) member: Option<&'a dyn fmt::Display>,
     pub(super) message: &'a str,
     /// The label of the task that panicked, when known.
     pub(super) task: Option<&'a str>,
@@ -33,9 +40,13 @@ impl fmt::Display for FailureLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "deterministic runtime panicked (seed={}, strategy={}): {}\n  ",
-            self.seed, self.strategy, self.message
+            "deterministic runtime panicked (seed={}, strategy={}",
+            self.seed, self.strategy
         )?;
+        if let Some(member) = self.member {
+            write!(f, ", member={member}")?;
+        }
+        write!(f, "): {}\n  ", self.message)?;
         if let Some(task) = self.task {
             write!(f, "in task '{task}' ")?;
         }
@@ -76,6 +87,7 @@ mod tests {
             FailureLine {
                 seed: 7,
                 strategy: &"uniform",
+                member: None,
                 message: "boom",
                 task,
                 time: Duration::from_millis(12),
@@ -91,5 +103,17 @@ mod tests {
             line(None),
             "deterministic runtime panicked (seed=7, strategy=uniform): boom\n  at 12ms (virtual), auditor=ab; rerun with this seed and strategy to reproduce"
         );
+        let member = FailureLine {
+            seed: 7,
+            strategy: &"portfolio(steps=9)",
+            member: Some(&"pct(3, steps=9)"),
+            message: "boom",
+            task: None,
+            time: Duration::from_millis(12),
+            auditor: "ab",
+        };
+        assert!(member.to_string().starts_with(
+            "deterministic runtime panicked (seed=7, strategy=portfolio(steps=9), member=pct(3, steps=9)): boom\n"
+        ));
     }
 }

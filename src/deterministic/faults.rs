@@ -7,7 +7,9 @@
 //!   [`Context::set_faults`](super::Context::set_faults). The network is
 //!   configured per link (a direction between two IPs, [`LinkFaults`]), the
 //!   disk per storage partition ([`StorageFaults`]), each with a default for
-//!   everything not listed. Network partitions are made and healed at run
+//!   everything not listed, and a node's clock per IP
+//!   ([`ClockFaults`](super::ClockFaults), whose semantics `clocks.rs`
+//!   owns). Network partitions are made and healed at run
 //!   time ([`Context::partition`](super::Context::partition) /
 //!   [`heal`](super::Context::heal)); [`PartitionMode`] says what a cut does
 //!   to connections already open across it.
@@ -34,7 +36,12 @@
 //! * Maps are `BTreeMap`s/`BTreeSet`s: nothing observable depends on hash
 //!   order.
 
-use super::{auditor::kind, Context};
+use super::{
+    auditor::kind,
+    clocks::ClockFaults,
+    network::{Byzantine, Hooks},
+    Context,
+};
 use commonware_executor::{Core, END_OF_TIME};
 use parking_lot::Mutex;
 use std::{
@@ -64,11 +71,14 @@ pub struct LinkFaults {
     /// fails with `Error::SendFailed`, and from then on both ends' sends and
     /// receives fail (bytes not yet received are lost).
     pub reset: f64,
+    /// Rates of what the link may do to a send besides carrying it (drop,
+    /// delay, duplicate, corrupt, replay); see also `Context::byzantine`.
+    pub byzantine: Byzantine,
 }
 
 impl LinkFaults {
     fn active(&self) -> bool {
-        self.delays() || self.dial_failure > 0.0 || self.reset > 0.0
+        self.delays() || self.dial_failure > 0.0 || self.reset > 0.0 || self.byzantine.active()
     }
 
     /// Whether sends over the link arrive later than they are sent.
@@ -149,6 +159,9 @@ pub struct Faults {
     pub storage: StorageFaults,
     /// Faults of the named storage partitions.
     pub storage_partitions: BTreeMap<String, StorageFaults>,
+    /// The clock of each listed node (a context made with
+    /// [`Context::with_ip`]); the others read true virtual time.
+    pub clocks: BTreeMap<IpAddr, ClockFaults>,
 }
 
 impl Faults {
@@ -183,6 +196,11 @@ impl Faults {
                 faults.dial_failure,
             );
             check_probability(|| format!("Faults::{}.reset", name()), faults.reset);
+            // The default (no Byzantine behaviour) is valid: only other
+            // settings are checked, with their name spelled out.
+            if faults.byzantine != Default::default() {
+                faults.byzantine.check(&format!("Faults::{}", name()));
+            }
             let delay = faults.latency.saturating_add(faults.jitter);
             if delay > Duration::from_nanos(END_OF_TIME) {
                 panic!(
@@ -199,6 +217,9 @@ impl Faults {
                 .iter()
                 .map(|(partition, faults)| (Some(partition), faults)),
         );
+        for (ip, clock) in &self.clocks {
+            clock.check(&format!("Faults::clocks[{ip}]"));
+        }
         for (partition, storage) in partitions {
             let name = || match partition {
                 None => String::from("storage"),
@@ -225,6 +246,12 @@ impl Faults {
 
     fn storage_active(&self) -> bool {
         self.storage.active() || self.storage_partitions.values().any(StorageFaults::active)
+    }
+
+    fn clocks_active(&self) -> bool {
+        self.clocks
+            .values()
+            .any(|clock| *clock != ClockFaults::default())
     }
 }
 
@@ -314,6 +341,9 @@ pub(crate) mod what {
     pub const MISDIRECT: u64 = 12;
     pub const TORN: u64 = 13;
     pub const SETTINGS: u64 = 14;
+    pub const CLOCK: u64 = 15;
+    pub const BYZANTINE: u64 = 16;
+    pub const HOOK: u64 = 17;
 }
 
 /// Folds an injected fault into the auditor.
@@ -422,19 +452,28 @@ pub(crate) struct Injector {
     network: AtomicBool,
     /// Some storage fault is configured.
     storage: AtomicBool,
+    /// Some node has a clock of its own.
+    clocks: AtomicBool,
+    /// Byzantine hooks (`network/byzantine.rs`): a leaf lock.
+    hooks: Hooks,
+    /// Some Byzantine hook is set.
+    hooked: AtomicBool,
     cuts: Mutex<Cuts>,
 }
 
 impl Injector {
     pub(crate) fn new(faults: Faults) -> Self {
-        // What `set` would leave on a new injector (no partitions yet),
+        // What `set` would leave on a new injector (no cut, no hook yet),
         // without its locks: every runtime builds one.
         faults.check();
         Self {
             network: AtomicBool::new(faults.network_active()),
             storage: AtomicBool::new(faults.storage_active()),
+            clocks: AtomicBool::new(faults.clocks_active()),
             config: Mutex::new(faults),
             generation: AtomicU64::new(1),
+            hooks: Hooks::default(),
+            hooked: AtomicBool::new(false),
             cuts: Mutex::new(Cuts::default()),
         }
     }
@@ -445,10 +484,12 @@ impl Injector {
         // Lock order: settings, then cuts.
         let mut config = self.config.lock();
         let cut = !self.cuts.lock().pairs.is_empty();
+        let hooked = self.hooked.load(Ordering::Acquire);
         self.network
-            .store(faults.network_active() || cut, Ordering::Release);
+            .store(faults.network_active() || cut || hooked, Ordering::Release);
         self.storage
             .store(faults.storage_active(), Ordering::Release);
+        self.clocks.store(faults.clocks_active(), Ordering::Release);
         *config = faults;
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -485,6 +526,41 @@ impl Injector {
         self.config.lock().partition_mode
     }
 
+    /// The Byzantine hooks in force.
+    pub(crate) fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    /// Whether some Byzantine hook is set (one atomic load).
+    pub(crate) fn hooked(&self) -> bool {
+        self.hooked.load(Ordering::Acquire)
+    }
+
+    /// Notes that hooks were set or removed.
+    pub(crate) fn hooks_changed(&self) {
+        // Lock order: settings, then cuts (as in `set`), then hooks.
+        let config = self.config.lock();
+        let cut = !self.cuts.lock().pairs.is_empty();
+        let hooked = !self.hooks.is_empty();
+        self.hooked.store(hooked, Ordering::Release);
+        self.network
+            .store(config.network_active() || cut || hooked, Ordering::Release);
+    }
+
+    /// Whether some node has a clock of its own (one atomic load).
+    #[inline]
+    pub(crate) fn clocks_active(&self) -> bool {
+        self.clocks.load(Ordering::Acquire)
+    }
+
+    /// The clock of node `ip`, if it has one.
+    pub(crate) fn clock(&self, ip: IpAddr) -> Option<ClockFaults> {
+        if !self.clocks_active() {
+            return None;
+        }
+        self.config.lock().clocks.get(&ip).cloned()
+    }
+
     /// The faults of a storage partition (all off unless storage is active).
     pub(crate) fn storage(&self, partition: &str) -> StorageFaults {
         if !self.storage_active() {
@@ -515,8 +591,9 @@ impl Injector {
             let config = self.config.lock();
             let mut cuts = self.cuts.lock();
             cuts.pairs.clear();
+            let hooked = self.hooked.load(Ordering::Acquire);
             self.network
-                .store(config.network_active(), Ordering::Release);
+                .store(config.network_active() || hooked, Ordering::Release);
             std::mem::take(&mut cuts.waiting)
         };
         waiting.into_iter().for_each(Waker::wake);

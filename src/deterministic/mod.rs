@@ -45,11 +45,14 @@
 //! [`Executor`], [`Runner`], [`Context`]), `strategy.rs` (the
 //! [`Strategy`] a config selects), `auditor.rs` (the [`Auditor`] and the
 //! audit event kinds), `failure.rs` (the failure line), `metrics.rs` (task
-//! metrics read from the executor), `network/`, `storage/` and
-//! `faults.rs`. The exploration tools on top, which only build runtimes
+//! metrics read from the executor), `network/`, `storage/`, `faults.rs`
+//! and `clocks.rs` (a node's own clock). The exploration tools on top, which only build runtimes
 //! through [`Executor`]: `run.rs` (one run with its panic caught:
 //! [`try_run`], [`record`], [`FailedRun`]), `sweep.rs` ([`Sweep`],
-//! [`explore`]), `shrink.rs` and `determinism.rs`.
+//! [`explore`]), `points.rs` (the reachability points of
+//! [`Assertions`](crate::Assertions): a run's record, a sweep's
+//! [`Points`]), `shrink.rs`, `determinism.rs` and `crash_states.rs`
+//! ([`crash_states`]: every crash state of a run, checked).
 //!
 //! # Invariants
 //! * Everything observable flows through the executor's strategy (order,
@@ -59,27 +62,33 @@
 
 // The runtime core: what a `Context` is and does.
 mod auditor;
+mod clocks;
 mod failure;
 mod faults;
 mod metrics;
 mod network;
+mod points;
 mod storage;
 mod strategy;
 
 // Tools on top of the core: caught runs, sweeps, shrinking and
 // determinism checks. The core never calls into them.
+mod crash_states;
 mod determinism;
 mod run;
 mod shrink;
 mod sweep;
 
 pub use auditor::Auditor;
+pub use clocks::{ClockFaults, ClockJump};
+pub use crash_states::{crash_states, CrashFailure, CrashStates, Explored};
 pub use determinism::{check_determinism, Divergence};
 pub use faults::{Faults, Halt, LinkFaults, PartitionMode, StorageFaults, SECTOR};
-pub use network::{Listener, Sink, Stream};
+pub use network::{Action, Byzantine, Listener, Message, Sink, Stream, REPLAY_WINDOW};
+pub use points::{Point, PointKind, Points};
 pub use run::{record, try_run, FailedRun};
 pub use shrink::{shrink, shrink_with, Shrunk};
-pub use storage::{Blob, Partition, MAX_BLOB_LEN};
+pub use storage::{Blob, Op, Partition, Persistence, Write, MAX_BLOB_LEN};
 pub use strategy::{ParseError, Schedule, Strategy, PCT_DEFAULT_STEPS};
 pub use sweep::{explore, ExploreError, Sweep, SweepError, Swept};
 
@@ -98,13 +107,18 @@ use std::{
     panic::resume_unwind,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 /// Label of the task passed to `Runner::start`.
 const ROOT_TASK: &str = "root";
+
+/// How the stall and timeout reports show a task waiting on `stopped()`.
+static STOPPED_WAIT: commonware_executor::WaitNote = commonware_executor::WaitNote {
+    describe: |f, _| f.write_str("the stopped() signal (nothing called stop)"),
+};
 
 /// Configuration for the `deterministic` runtime.
 #[derive(Clone)]
@@ -190,12 +204,18 @@ struct Runtime {
     /// Fault settings and partitions in force: carried into a recovered
     /// instance (they belong to the simulated hardware).
     faults: Arc<faults::Injector>,
+    /// The strategy the run was configured with (failure lines name it,
+    /// and the member a portfolio seed ran).
+    strategy: Strategy,
+    /// This run's reachability points, once something collects them (a
+    /// sweep, `Context::collect_points`); shared with recovered instances.
+    points: OnceLock<Arc<points::RunPoints>>,
 }
 
 impl Runtime {
     fn new(
         executor: commonware_executor::Executor,
-        seed: u64,
+        (seed, strategy): (u64, Strategy),
         metrics: Arc<IoMetrics>,
         task_counts: TaskCounts,
         auditor: Arc<Auditor>,
@@ -218,6 +238,8 @@ impl Runtime {
             network,
             storage,
             faults,
+            strategy,
+            points: OnceLock::new(),
         })
     }
 
@@ -232,9 +254,12 @@ impl Runtime {
     }
 
     fn report_failure(&self, task: Option<&str>, message: &str) {
+        let member = self.strategy.member(self.seed);
+        let is_portfolio = matches!(self.strategy, Strategy::Portfolio { .. });
         let line = FailureLine {
             seed: self.seed,
-            strategy: &self.core.scheduler_name(),
+            strategy: &self.strategy,
+            member: is_portfolio.then_some(&member as &dyn std::fmt::Display),
             message,
             task,
             time: Duration::from_nanos(self.core.now()),
@@ -278,7 +303,7 @@ impl Executor {
         let faults = Arc::new(faults::Injector::new(cfg.faults));
         let runtime = Runtime::new(
             executor,
-            cfg.seed,
+            (cfg.seed, cfg.strategy),
             metrics,
             task_counts,
             auditor.clone(),
@@ -412,15 +437,19 @@ impl Context {
         if old.recovered.swap(true, Ordering::SeqCst) {
             panic!("runtime has already been recovered");
         }
-        let runtime = Runtime::new(
+        let successor = Runtime::new(
             old.core.successor(),
-            old.seed,
+            (old.seed, old.strategy.clone()),
             old.metrics.clone(),
             old.task_counts.clone(),
             old.auditor.clone(),
             Arc::new(old.storage.fork()),
             old.faults.clone(),
         );
+        if let Some(points) = old.points.get() {
+            let _ = successor.points.set(points.clone());
+        }
+        let runtime = successor;
         (
             Runner {
                 runtime: runtime.clone(),
@@ -436,6 +465,69 @@ impl Context {
     fn core(&self) -> &Core {
         &self.runtime.core
     }
+
+    /// Starts collecting this run's reachability points (see
+    /// [`Assertions`](crate::Assertions)) so [`Points::add`] can tally them;
+    /// a sweep does this for every seed. Collecting changes nothing in the
+    /// run: points draw nothing and are not audited.
+    pub fn collect_points(&self) {
+        let _ = self.runtime.points.set(Arc::default());
+    }
+
+    /// Every live task of this runtime with what it waits on, as far as
+    /// the runtime knows (a timer due at a time, a `recv` missing bytes, an
+    /// `accept`, another task's `Handle`, `stopped()`, or nothing it saw):
+    /// the listing the stall and timeout failures carry, on demand, e.g.
+    /// when a harness finds a cluster making no progress.
+    pub fn wait_report(&self) -> String {
+        self.core().wait_report()
+    }
+
+    /// The points collected so far: `(name, kind, reached)`, in
+    /// declaration order (empty when nothing collects).
+    pub(super) fn points(&self) -> Vec<(&'static str, PointKind, bool)> {
+        self.runtime
+            .points
+            .get()
+            .map(|points| points.snapshot())
+            .unwrap_or_default()
+    }
+
+    #[inline]
+    fn note_point(&self, name: &'static str, kind: PointKind, hit: bool) {
+        if let Some(points) = self.runtime.points.get() {
+            points.note(name, kind, hit);
+        }
+    }
+}
+
+/// Reachability points: tallied when a sweep (or
+/// [`Context::collect_points`]) collects them, otherwise one atomic load.
+/// Never audited and never drawing, so they cannot change a run.
+impl crate::Assertions for Context {
+    #[inline]
+    fn sometimes(&self, name: &'static str, condition: bool) {
+        self.note_point(name, PointKind::Sometimes, condition);
+    }
+
+    #[inline]
+    fn reached(&self, name: &'static str) {
+        self.note_point(name, PointKind::Reached, true);
+    }
+
+    #[inline]
+    fn always(&self, name: &'static str, condition: bool) {
+        self.note_point(name, PointKind::Always, true);
+        if !condition {
+            always_failed(name);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn always_failed(name: &str) -> ! {
+    panic!("always '{name}' failed")
 }
 
 impl crate::Spawner for Context {
@@ -459,6 +551,10 @@ impl crate::Spawner for Context {
 
     fn stopped(&self) -> Signal {
         self.core().audit(kind::STOPPED, 0, &[]);
+        // For the stall and timeout reports: a task that asks for the
+        // signal in its last poll most likely waits on it.
+        self.core()
+            .note_wait(commonware_executor::Wait::Note(&STOPPED_WAIT, 0));
         self.runtime.stop().1.clone()
     }
 }
@@ -466,14 +562,27 @@ impl crate::Spawner for Context {
 impl crate::Clock for Context {
     #[inline]
     fn current(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_nanos(self.core().now())
+        let mut now = self.core().now();
+        // A node's own clock (`clocks.rs`), when some node has one.
+        if self.runtime.faults.clocks_active() {
+            now = self.local_now(now);
+        }
+        UNIX_EPOCH + Duration::from_nanos(now)
     }
 
     #[inline]
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
         let core = self.core();
+        let clocks = self.runtime.faults.clocks_active();
         let deadline = virtual_nanos(duration)
-            .map(|nanos| core.now() + nanos)
+            .map(|nanos| {
+                if clocks {
+                    self.true_sleep(nanos)
+                } else {
+                    nanos
+                }
+            })
+            .and_then(|nanos| core.now().checked_add(nanos))
             .filter(|&deadline| deadline <= END_OF_TIME)
             .unwrap_or_else(|| past_end_of_time("sleep duration", duration));
         core.sleep_until(deadline)
@@ -482,8 +591,14 @@ impl crate::Clock for Context {
     fn sleep_until(&self, deadline: SystemTime) -> impl Future<Output = ()> + Send + 'static {
         // A deadline before the epoch is in the past: it resolves at once.
         let since_epoch = deadline.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let deadline = virtual_nanos(since_epoch)
+        let mut deadline = virtual_nanos(since_epoch)
             .unwrap_or_else(|| past_end_of_time("sleep_until deadline", since_epoch));
+        if self.runtime.faults.clocks_active() {
+            deadline = self.true_deadline(self.core().now(), deadline);
+            if deadline > END_OF_TIME {
+                past_end_of_time("sleep_until deadline (by this node's clock)", since_epoch);
+            }
+        }
         self.core().sleep_until(deadline)
     }
 }

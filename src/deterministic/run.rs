@@ -31,6 +31,8 @@ pub(super) enum Observe {
     Schedule,
     /// Every audit event, as a trace (`Core::trace`).
     Events,
+    /// The run's reachability points (`Context::collect_points`).
+    Points,
 }
 
 /// A run that panicked, with what it takes to reproduce it.
@@ -77,9 +79,12 @@ impl FailedRun {
 /// The failure line, then the recorded schedule if there is one.
 impl fmt::Display for FailedRun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let member = self.strategy.member(self.seed);
+        let is_portfolio = matches!(self.strategy, Strategy::Portfolio { .. });
         let line = failure::FailureLine {
             seed: self.seed,
             strategy: &self.strategy,
+            member: is_portfolio.then_some(&member as &dyn fmt::Display),
             message: &self.message,
             task: None,
             time: self.time,
@@ -122,12 +127,14 @@ where
     let scheduler = config.strategy.build(config.seed);
     let scheduler = match observe {
         Observe::Schedule => Box::new(Recorder::new(scheduler)),
-        Observe::Nothing | Observe::Events => scheduler,
+        Observe::Nothing | Observe::Events | Observe::Points => scheduler,
     };
     let (runner, context, _) = Executor::build(config, scheduler);
     let core = context.core().clone();
-    if observe == Observe::Events {
-        core.enable_trace();
+    match observe {
+        Observe::Events => core.enable_trace(),
+        Observe::Points => context.collect_points(),
+        Observe::Nothing | Observe::Schedule => {}
     }
     let future = body(context.clone());
     let result = catch_unwind(AssertUnwindSafe(|| runner.start(future))).map_err(|payload| {

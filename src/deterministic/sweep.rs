@@ -17,8 +17,8 @@
 //!   run; threads only decide which seed runs where, never how.
 
 use super::{
-    run::{record, run_once, try_run, FailedRun, Observe},
-    Config, Context, Strategy,
+    run::{record, run_once, FailedRun, Observe},
+    Config, Context, Points, Strategy,
 };
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
@@ -61,9 +61,21 @@ pub struct Swept {
     pub seeds: u64,
     /// OS threads used.
     pub threads: usize,
+    /// Every reachability point the runs declared (see
+    /// [`Assertions`](crate::Assertions)), with how many seeds reached it
+    /// and the first that did; its `Display` is a table that marks the
+    /// points no seed reached ([`Points::gaps`]).
+    pub points: Points,
 }
 
 /// A sweep of a test body over many seeds.
+///
+/// For bug hunting, sweep with [`Strategy::portfolio`](super::Strategy::portfolio):
+/// each seed runs one of uniform rounds with hold-backs, uniform and PCT
+/// at depths 1 to 4, so the sweep finds ordering, timing and starvation
+/// bugs without a choice of strategy or depth, and a failing seed
+/// reproduces from the seed and the portfolio alone. The sweep measures the
+/// step estimate the portfolio's members need on its first seed.
 #[derive(Clone)]
 pub struct Sweep {
     config: Config,
@@ -144,16 +156,17 @@ impl Sweep {
         (seed < self.seeds.end).then_some(seed)
     }
 
-    /// The config the sweep runs: a PCT step estimate of 0 is replaced by
-    /// the number of polls of the range's first seed under `Uniform`.
-    fn calibrated<F, Fut>(&self, body: &F) -> Config
+    /// The config the sweep runs: a step estimate of 0 (PCT, hold,
+    /// portfolio) is replaced by the number of polls of the range's first
+    /// seed under `Uniform` (which this runs once to count them).
+    pub fn calibrated<F, Fut>(&self, body: &F) -> Config
     where
         F: Fn(Context) -> Fut,
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
         let mut config = self.config.clone();
-        if let Strategy::Pct { depth, steps: 0 } = config.strategy {
+        if config.strategy.wants_steps() {
             let probe = Config {
                 seed: self.seeds.start,
                 strategy: Strategy::Uniform,
@@ -162,13 +175,14 @@ impl Sweep {
             };
             let (_, context) = run_once(probe, Observe::Nothing, body);
             let steps = context.core().polls().max(1);
-            config.strategy = Strategy::Pct { depth, steps };
+            config.strategy = config.strategy.with_steps(steps);
         }
         config
     }
 
-    /// Runs `body` for every seed of the sweep; returns the lowest failing
-    /// seed's failure, with its schedule recorded by running it once more.
+    /// Runs `body` for every seed of the sweep, collecting each run's
+    /// reachability points; returns the tally, or the lowest failing seed's
+    /// failure, with its schedule recorded by running it once more.
     pub fn run<F, Fut>(&self, body: F) -> Result<Swept, Box<FailedRun>>
     where
         F: Fn(Context) -> Fut + Sync,
@@ -180,6 +194,7 @@ impl Sweep {
         let lowest = AtomicU64::new(u64::MAX);
         let found: Mutex<Option<Box<FailedRun>>> = Mutex::new(None);
         let ran = AtomicU64::new(0);
+        let points = Mutex::new(Points::default());
         let worker = || loop {
             let Some(seed) = self.nth(next.fetch_add(1, Ordering::Relaxed)) else {
                 return;
@@ -193,7 +208,10 @@ impl Sweep {
                 ..template.clone()
             };
             ran.fetch_add(1, Ordering::Relaxed);
-            if let Err(failure) = try_run(&config, &body) {
+            let (result, context) = run_once(config, Observe::Points, &body);
+            points.lock().add(seed, &context);
+            drop(context);
+            if let Err(failure) = result {
                 let mut found = found.lock();
                 if seed < lowest.load(Ordering::Acquire) {
                     lowest.store(seed, Ordering::Release);
@@ -215,6 +233,7 @@ impl Sweep {
             None => Ok(Swept {
                 seeds: ran.into_inner(),
                 threads: self.threads,
+                points: points.into_inner(),
             }),
             Some(failure) => {
                 let config = failure.config(&template, false);
@@ -249,14 +268,18 @@ fn parse_seeds(text: &str) -> Option<Range<u64>> {
 /// Runs `body` for every seed in `seeds` under `config` (the environment's
 /// `SEEDS` and `SHARD` override the range and select a shard), on all
 /// cores. Returns the lowest failing seed, its message, virtual time,
-/// auditor state and recorded schedule.
+/// auditor state and recorded schedule; or, if every seed passed, the
+/// reachability points the seeds reached ([`Swept::points`]).
+///
+/// The recommended strategy for bug hunting is
+/// [`Strategy::portfolio`](super::Strategy::portfolio) (see [`Sweep`]).
 ///
 /// ```no_run
 /// use commonware_runtime::{deterministic, Clock};
 /// use std::time::Duration;
 ///
 /// let config = deterministic::Config {
-///     strategy: deterministic::Strategy::pct(2),
+///     strategy: deterministic::Strategy::portfolio(),
 ///     ..Default::default()
 /// };
 /// deterministic::explore(config, 0..1_000, |context| async move {

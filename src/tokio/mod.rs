@@ -36,7 +36,7 @@
 //! label prefixes and metrics (in `task.rs`: the label table, its per-thread
 //! cache and the future each task runs in), reads the real clock, draws from the OS random
 //! generator, and implements `Network` (in `network.rs`, over Tokio TCP) and
-//! `Storage` (in `storage.rs`, over files under
+//! `Storage` (in `storage/`, over files under
 //! [`Config::storage_directory`]).
 //!
 //! # Invariants
@@ -285,6 +285,29 @@ impl crate::Spawner for Context {
     fn stopped(&self) -> Signal {
         self.inner.signal.clone()
     }
+}
+
+/// `sometimes` and `reached` do nothing in production; `always` still
+/// panics when its condition is false.
+impl crate::Assertions for Context {
+    #[inline]
+    fn sometimes(&self, _name: &'static str, _condition: bool) {}
+
+    #[inline]
+    fn reached(&self, _name: &'static str) {}
+
+    #[inline]
+    fn always(&self, name: &'static str, condition: bool) {
+        if !condition {
+            always_failed(name);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn always_failed(name: &str) -> ! {
+    panic!("always '{name}' failed")
 }
 
 impl crate::Clock for Context {

@@ -3,7 +3,8 @@
 //!
 //! # What this module owns
 //! The [`Scheduler`] trait and the default [`Uniform`] scheduler; the others
-//! live beside it: [`Pct`] (`pct.rs`), [`FuzzInput`] (`fuzz_input.rs`),
+//! live beside it: [`Pct`] (`pct.rs`), [`Hold`] (`hold.rs`, uniform rounds
+//! with seeded hold-backs), [`FuzzInput`] (`fuzz_input.rs`),
 //! [`Replay`] and the [`Recorder`] wrapper (`record.rs`, with the
 //! [`Schedule`] they share), and [`shrink_schedule`] (`shrink.rs`). A
 //! scheduler is the single source of every nondeterministic-looking choice
@@ -20,11 +21,13 @@
 //!   scheduler for its concrete type (`dyn Scheduler::downcast_ref`).
 
 mod fuzz_input;
+mod hold;
 mod pct;
 mod record;
 mod shrink;
 
 pub use fuzz_input::FuzzInput;
+pub use hold::Hold;
 pub use pct::{Pct, DEFAULT_STEPS as PCT_DEFAULT_STEPS};
 pub use record::{Decision, ParseError, Recorder, Replay, Schedule};
 pub use shrink::shrink_schedule;

@@ -93,9 +93,12 @@ impl Pct {
         }
     }
 
+    #[inline]
     fn priority(&self, seq: u64) -> u64 {
-        if let Some(&(_, priority)) = self.lowered.iter().find(|(s, _)| *s == seq) {
-            return priority;
+        if !self.lowered.is_empty() {
+            if let Some(&(_, priority)) = self.lowered.iter().find(|(s, _)| *s == seq) {
+                return priority;
+            }
         }
         // splitmix64 of (key + seq): a random-looking, per-seed permutation.
         let mut z = self
@@ -106,18 +109,19 @@ impl Pct {
         (z ^ (z >> 31)) | 1 << 63
     }
 
-    /// Position of the highest-priority task in `ready`.
+    /// Position of the highest-priority task in `ready` (ties to the lower
+    /// sequence number).
     fn top(&self, ready: &[TaskId]) -> usize {
         let mut best = 0;
-        let mut best_key = (
-            self.priority(ready[0].seq()),
-            std::cmp::Reverse(ready[0].seq()),
-        );
+        let mut best_seq = ready[0].seq();
+        let mut best_priority = self.priority(best_seq);
         for (i, id) in ready.iter().enumerate().skip(1) {
-            let key = (self.priority(id.seq()), std::cmp::Reverse(id.seq()));
-            if key > best_key {
+            let seq = id.seq();
+            let priority = self.priority(seq);
+            if priority > best_priority || (priority == best_priority && seq < best_seq) {
                 best = i;
-                best_key = key;
+                best_seq = seq;
+                best_priority = priority;
             }
         }
         best

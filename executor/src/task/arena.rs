@@ -37,6 +37,10 @@ pub(crate) struct Slot {
     counted: bool,
     /// Virtual time (ns) of the last poll, or of the spawn before any poll.
     pub(crate) last_polled: u64,
+    /// Whether the last poll noted what it waits on (in `State::waits`,
+    /// at the slot's index; cleared when a poll starts; see `wait.rs`).
+    /// Fits in the slot's padding.
+    pub(crate) noted: bool,
 }
 
 impl Slot {
@@ -96,6 +100,7 @@ impl Arena {
             label,
             counted,
             last_polled: now,
+            noted: false,
         });
         if counted {
             self.labels.spawned(label);
@@ -109,6 +114,7 @@ impl Arena {
     pub(crate) fn begin_poll(&mut self, id: TaskId, now: u64) -> Option<Poller> {
         let slot = self.get_mut(id)?;
         slot.last_polled = now;
+        slot.noted = false;
         let (label, counted, poller) = (slot.label, slot.counted, slot.task.poller());
         if counted {
             self.labels.polled(label);

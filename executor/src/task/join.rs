@@ -132,6 +132,11 @@ impl<T> Future for JoinHandle<T> {
                     Some(waker) if waker.will_wake(cx.waker()) => {}
                     _ => *waker = Some(cx.waker().clone()),
                 }
+                drop(join);
+                let header = &self.prefix().header;
+                header
+                    .shared()
+                    .note_wait(crate::wait::Wait::Task(header.id().seq()));
                 Poll::Pending
             }
             Join::Done(_) => match std::mem::replace(&mut *join, Join::Taken) {

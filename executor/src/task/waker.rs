@@ -6,6 +6,10 @@
 //! so a late wake of a finished task touches only the header and is
 //! harmless. A wake goes to the task's executor's ready queue (`ready.rs`).
 //!
+//! It also owns `CURRENT`, the thread-local naming the ready queue of the
+//! executor running on this thread (set and restored by `ready.rs`'s
+//! `EnterGuard`), because every wake reads it: see [Codegen](#codegen).
+//!
 //! # Invariants
 //! * Waking allocates nothing; cloning or dropping a waker changes the
 //!   block's reference count once: on the executor's thread while the task
@@ -14,16 +18,54 @@
 //! * Every waker built here owns exactly one reference to its task's block
 //!   (except the borrowed waker of [`WakerRef`], which owns none and never
 //!   drops one).
+//!
+//! # Codegen
+//! A wake on the executor's thread is a handful of instructions, one of
+//! them the read of `CURRENT`, so how that read compiles shows. A library
+//! is compiled as position-independent code that may end up in a shared
+//! object, so a thread-local defined in another codegen unit, or visible to
+//! other units at all, is read with the general-dynamic model (after the
+//! linker relaxes it in an executable: `mov %fs:0,%rax; lea off(%rax),%rax`,
+//! then the load). A thread-local that only its own unit references gets
+//! internal linkage and the local-dynamic model, which relaxes to
+//! `mov %fs:0,%rax` with the offset folded into the load: one instruction
+//! less per wake. So `CURRENT` lives in the module of the vtable functions
+//! (a module is never split across codegen units), and only the two
+//! non-`#[inline]` functions next to it touch it: marking them `#[inline]`
+//! would copy the access into every unit that wakes a task and cost every
+//! wake that instruction.
 
 use super::{header::Header, id::TaskId};
-use crate::core::Shared;
+use crate::{core::Shared, ready::ReadyQueue};
 use std::{
+    cell::Cell,
     marker::PhantomData,
     mem::ManuallyDrop,
     ops::Deref,
     ptr::NonNull,
     task::{RawWaker, RawWakerVTable, Waker},
 };
+
+thread_local! {
+    /// The ready queue of the executor running on this thread, if any.
+    /// Touched only by the two functions below (see [Codegen](#codegen)).
+    static CURRENT: Cell<*const ReadyQueue> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Whether `queue` is the ready queue of the executor running on this
+/// thread. Deliberately not `#[inline]` (see [Codegen](#codegen)): the
+/// wakes below inline it, being in this codegen unit; a caller elsewhere
+/// (a spawn, a timer firing) makes a call.
+pub(crate) fn is_current_queue(queue: &ReadyQueue) -> bool {
+    CURRENT.with(|current| std::ptr::eq(current.get(), queue))
+}
+
+/// Makes `queue` this thread's current ready queue and returns the one it
+/// replaces (`EnterGuard` puts that back when it drops). Not `#[inline]`,
+/// for the same reason as [`is_current_queue`].
+pub(crate) fn replace_current_queue(queue: *const ReadyQueue) -> *const ReadyQueue {
+    CURRENT.with(|current| current.replace(queue))
+}
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
 

@@ -97,6 +97,7 @@ impl Sleep {
             ended_runtime_sleep();
         }
         let shared = &*self.core.shared;
+        state.note_wait(crate::wait::Wait::Timer(self.deadline));
         let stale = match self.timer.and_then(|id| state.wheel.get_mut(id)) {
             Some(wake) if wake.will_wake(cx.waker(), shared) => None,
             Some(wake) => Some(std::mem::replace(wake, Wake::new(cx.waker(), shared))),

@@ -43,16 +43,24 @@
 //! Once a direction has a carrier, every later send goes through it, so
 //! bytes never overtake each other. A partition in `Reset` mode resets the
 //! open connections across it when it is made; in `Stall` mode their
-//! carriers hold the bytes until `heal`.
+//! carriers hold the bytes until `heal`. On a link with Byzantine rates or
+//! a hook, each send first goes to `byzantine.rs`, which decides what the
+//! link carries instead (nothing, the bytes later, twice, corrupted, with
+//! an earlier payload after them, or other bytes); what it decides takes
+//! the path above.
 
+mod byzantine;
 mod lane;
+
+pub(crate) use byzantine::Hooks;
+pub use byzantine::{Action, Byzantine, Message, REPLAY_WINDOW};
 
 use super::{
     auditor::kind,
     faults::{self, what, Injector, LinkFaults},
 };
 use crate::{metrics::IoMetrics, mocks, Error};
-use commonware_executor::Core;
+use commonware_executor::{Core, Wait, WaitNote};
 use futures::{future::poll_fn, task::AtomicWaker};
 use lane::{carry, Lane, CARRIER};
 use parking_lot::Mutex;
@@ -369,6 +377,8 @@ impl crate::Listener<Sink, Stream> for Listener {
                         Some(acceptor) => acceptor.clone_from(cx.waker()),
                         acceptor @ None => *acceptor = Some(cx.waker().clone()),
                     }
+                    drop(backlog);
+                    note_accept(&self.core, self.address);
                     Poll::Pending
                 }
             }
@@ -407,6 +417,9 @@ pub struct Sink {
     /// This direction's link faults, with the settings generation they are
     /// from (`None`: not looked up yet).
     faults: Option<(LinkFaults, u64)>,
+    /// The last payloads sent while Byzantine behaviour applied (replays
+    /// choose among them).
+    history: VecDeque<Vec<u8>>,
 }
 
 impl Sink {
@@ -417,6 +430,7 @@ impl Sink {
             direction: direction(from_dialer),
             conn: conn.clone(),
             faults: None,
+            history: VecDeque::new(),
         }
     }
 
@@ -437,6 +451,38 @@ impl Sink {
             conn.reset();
             return Err(Error::SendFailed);
         }
+        if settings.byzantine.active() || conn.faults.hooked() {
+            let message = byzantine::Message {
+                from,
+                to,
+                connection: conn.id,
+                from_dialer: self.direction == 0,
+                payload: msg,
+            };
+            let word = self.word;
+            let deliveries = byzantine::decide(
+                &conn.core,
+                &settings.byzantine,
+                conn.faults.hooks(),
+                &message,
+                word,
+                &mut self.history,
+            );
+            let mut delayed = settings;
+            delayed.latency = delayed.latency.saturating_add(deliveries.delay);
+            for payload in &deliveries.payloads {
+                self.deliver(&delayed, payload)?;
+            }
+            return Ok(());
+        }
+        self.deliver(&settings, msg)
+    }
+
+    /// Carries `msg` over the link with `settings`: straight into the pipe,
+    /// or through the lane when it must arrive later.
+    fn deliver(&mut self, settings: &LinkFaults, msg: &[u8]) -> Result<(), Error> {
+        let conn = &*self.conn;
+        let (from, to) = conn.ends(self.direction);
         if !settings.delays() && !conn.faults.is_cut(from, to) {
             if let Some(pipe) = &self.pipe {
                 return pipe.push(msg);
@@ -453,7 +499,7 @@ impl Sink {
             }
             let at = lane
                 .clock
-                .arrival(&conn.core, &settings, msg.len(), conn.core.now());
+                .arrival(&conn.core, settings, msg.len(), conn.core.now());
             lane.queue.push_back((at, msg.to_vec()));
             lane.carrier.take()
         };
@@ -502,6 +548,59 @@ impl Drop for Sink {
     }
 }
 
+/// How the stall and timeout reports show a pending `recv`: the note's
+/// word is the connection id (bits 33 and up), the direction (bit 32,
+/// set from the dialer) and the bytes still missing (low 32 bits, capped).
+static RECV_WAIT: WaitNote = WaitNote {
+    describe: |f, word| {
+        let from = if word >> 32 & 1 == 1 {
+            "dialer"
+        } else {
+            "listener"
+        };
+        write!(
+            f,
+            "a recv on connection #{} (bytes from the {from}), {} byte(s) missing",
+            word >> 33,
+            word & u64::from(u32::MAX)
+        )
+    },
+};
+
+/// How the stall and timeout reports show a pending `accept`: the note's
+/// word is the listener's IPv4 address (bits 16 to 47) and port (low 16
+/// bits); other addresses show the port only.
+static ACCEPT_WAIT: WaitNote = WaitNote {
+    describe: |f, word| {
+        let ip = Ipv4Addr::from((word >> 16) as u32);
+        let port = word & 0xFFFF;
+        match word >> 48 {
+            0 => write!(f, "an accept on {ip}:{port} (nothing dialed it)"),
+            _ => write!(f, "an accept on port {port} (nothing dialed it)"),
+        }
+    },
+};
+
+/// Notes a pending `accept` on `address`.
+fn note_accept(core: &Core, address: SocketAddr) {
+    let port = u64::from(address.port());
+    let word = match address.ip() {
+        IpAddr::V4(ip) => u64::from(u32::from(ip)) << 16 | port,
+        IpAddr::V6(_) => 1 << 48 | port,
+    };
+    core.note_wait(Wait::Note(&ACCEPT_WAIT, word));
+}
+
+/// Notes a pending `recv` of `wanted` bytes with `buffered` already there.
+fn note_recv(conn: &Connection, direction: usize, wanted: usize, buffered: usize) {
+    let missing = wanted.saturating_sub(buffered).min(u32::MAX as usize) as u64;
+    let from_dialer = u64::from(direction == 0);
+    conn.core.note_wait(Wait::Note(
+        &RECV_WAIT,
+        conn.id << 33 | from_dialer << 32 | missing,
+    ));
+}
+
 /// Implementation of [`crate::Stream`] for the `deterministic` runtime.
 pub struct Stream {
     pipe: mocks::Stream,
@@ -515,6 +614,7 @@ impl crate::Stream for Stream {
         let conn = &*self.conn;
         let reader = &conn.readers[self.direction];
         let pipe = &mut self.pipe;
+        let direction = self.direction;
         poll_fn(|cx| {
             let reset = !buf.is_empty() && conn.is_reset();
             if reset {
@@ -522,6 +622,7 @@ impl crate::Stream for Stream {
             }
             let poll = pipe.poll_recv(cx, buf);
             if poll.is_pending() {
+                note_recv(conn, direction, buf.len(), pipe.buffered());
                 // A reset must wake this receive; check again after
                 // registering, in case it came in between.
                 reader.register(cx.waker());

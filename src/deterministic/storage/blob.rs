@@ -18,6 +18,7 @@
 //!   not depend on it) but lands nowhere.
 
 use super::{
+    crash::{self, Op},
     disk::Disk,
     pages::locate,
     volatile::{Change, Volatile},
@@ -58,6 +59,11 @@ impl Shared {
         offset ^ self.seq << 40
     }
 
+    /// The blob this handle opened, as the crash recorder names it.
+    fn blob(&self) -> (&str, &[u8], u64) {
+        (&self.partition, &self.name, self.id)
+    }
+
     fn faults(&self) -> StorageFaults {
         self.injector.storage(&self.partition)
     }
@@ -69,7 +75,12 @@ impl Shared {
 
     /// Publishes the volatile state (`sync` / `close`), unless an injected
     /// fault fails it with `error`.
-    fn publish(&self, error: fn(String, String) -> Error) -> Result<(), Error> {
+    /// `op` names the operation (`sync` or `close`) at a crash point.
+    fn publish(&self, op: &str, error: fn(String, String) -> Error) -> Result<(), Error> {
+        if let Some(recorder) = self.disk.recorder() {
+            let label = format!("{op} of {}/{}", self.partition, hex(&self.name));
+            recorder.crash_point(&self.disk, label);
+        }
         let faults = self.faults();
         if faults::chance(&self.core, faults.sync) {
             self.fault(what::SYNC, 0);
@@ -80,6 +91,9 @@ impl Shared {
         let version = disk.version();
         let durable = disk.durable(&self.partition, &self.name, self.id)?;
         state.publish(durable, version, &self.disk.spares);
+        if let Some(recorder) = self.disk.recorder() {
+            recorder.published(self.seq);
+        }
         match &mut state.unsynced {
             Some(changes) if faults.torn => changes.clear(),
             unsynced => *unsynced = faults.torn.then(Vec::new),
@@ -220,6 +234,11 @@ impl crate::Blob for Blob {
             if let Some(changes) = &mut state.unsynced {
                 changes.push(Change::Write(offset, buf.to_vec()));
             }
+            if let Some(recorder) = shared.disk.recorder() {
+                let op = Op::Write { offset, len: size };
+                let pages = crash::written(offset, size);
+                recorder.change(shared.blob(), shared.seq, op, pages, &state.image);
+            }
         }
         shared.metrics.storage_writes.inc();
         shared.metrics.storage_write_bandwidth.inc_by(size);
@@ -239,7 +258,13 @@ impl crate::Blob for Blob {
             ));
         }
         let mut state = shared.state.lock();
+        let (old, table) = (state.image.len, state.image.pages.len());
         state.truncate(len);
+        if let Some(recorder) = shared.disk.recorder() {
+            let pages = crash::truncated(old, len, table);
+            let op = Op::Truncate { len };
+            recorder.change(shared.blob(), shared.seq, op, pages, &state.image);
+        }
         if let Some(changes) = &mut state.unsynced {
             changes.push(Change::Truncate(len));
         }
@@ -249,12 +274,12 @@ impl crate::Blob for Blob {
     async fn sync(&self) -> Result<(), Error> {
         let shared = &*self.shared;
         shared.core.audit(kind::SYNC, shared.seq, &[]);
-        shared.publish(Error::BlobSyncFailed)
+        shared.publish("sync", Error::BlobSyncFailed)
     }
 
     async fn close(self) -> Result<(), Error> {
         let shared = &*self.shared;
         shared.core.audit(kind::CLOSE, shared.seq, &[]);
-        shared.publish(Error::BlobCloseFailed)
+        shared.publish("close", Error::BlobCloseFailed)
     }
 }

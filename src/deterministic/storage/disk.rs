@@ -15,10 +15,16 @@
 //! * A fork shares pages with its origin but no state: handles of the old
 //!   runtime cannot change the new one's disk.
 
-use super::pages::{Image, Spares};
+use super::{
+    crash::Recorder,
+    pages::{Image, Spares},
+};
 use crate::{hex, Error};
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock},
+};
 
 /// What `sync` or `close` last published for one blob.
 pub(super) struct Durable {
@@ -88,6 +94,9 @@ impl Partitions {
 pub(crate) struct Disk {
     pub(super) state: Mutex<Partitions>,
     pub(super) spares: Spares,
+    /// Set only while crash states are enumerated (`crash.rs`): one
+    /// unset check per write and publish otherwise.
+    pub(super) recorder: OnceLock<Arc<Recorder>>,
 }
 
 impl Disk {
@@ -121,6 +130,7 @@ impl Disk {
                 handles: state.handles,
             }),
             spares: Spares::default(),
+            recorder: OnceLock::new(),
         }
     }
 }

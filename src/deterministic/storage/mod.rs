@@ -4,7 +4,8 @@
 //!
 //! Files: `pages.rs` (page tables and spare pages), `disk.rs` (the durable
 //! partition map), `volatile.rs` (one handle's unsynced image), `blob.rs`
-//! (the [`Blob`] handle and its operations).
+//! (the [`Blob`] handle and its operations), `crash.rs` (what a crash at a
+//! given point may leave on the disk, for crash-state enumeration).
 //!
 //! [`Disk`] maps a partition name to its blobs, and each blob name to its
 //! durable image: the contents the last `sync` or `close` published, which is
@@ -61,11 +62,14 @@
 //! published as if it had reached the disk before the power went.
 
 mod blob;
+mod crash;
 mod disk;
 mod pages;
 mod volatile;
 
 pub use blob::Blob;
+pub(crate) use crash::Point;
+pub use crash::{Op, Persistence, Write};
 pub(crate) use disk::Disk;
 
 use super::{
