@@ -140,10 +140,8 @@ pub(crate) struct Shared {
 impl Shared {
     /// See [`Core::abort`].
     pub(crate) fn abort(&self, id: TaskId) -> bool {
-        // The removed task is dropped under the lock, not the borrow (see
-        // `OwnedTask`'s drop).
-        let guard = self.state.lock();
         let removed = {
+            let guard = self.state.lock();
             let mut state = guard.borrow_mut();
             if state.arena.get(id).is_none() {
                 return false;
@@ -163,7 +161,6 @@ impl Shared {
             removed
         };
         drop(removed);
-        drop(guard);
         true
     }
 }
@@ -416,17 +413,15 @@ impl Core {
         Core::from_state(next, spare.ready, self.shared.cycle, self.shared.deadline)
     }
 
-    /// Drops every task and timer (outside the state borrow, under the
-    /// lock: see `OwnedTask`'s drop).
+    /// Drops every task and timer (outside the state borrow).
     pub(crate) fn clear(&self) {
-        let guard = self.shared.state.lock();
         let (slots, wakers) = {
+            let guard = self.shared.state.lock();
             let mut state = guard.borrow_mut();
             (state.arena.drain(), state.wheel.clear())
         };
         drop(slots);
         drop(wakers);
-        drop(guard);
     }
 
     /// Hands the memory of a run that is over (`ended`, tasks and timers

@@ -34,8 +34,6 @@
 //! * `wake.rs`: the marks and the remote queue through which a wake from
 //!   another thread reaches the run loop, and the loom models of that
 //!   protocol; `sync.rs`: the atomics it is built on (loom's, for the models).
-//! * `refs.rs`: a task block's reference count, biased towards the
-//!   executor's thread (plain loads and stores there), with its loom models.
 //! * `time/`: the timer wheel over virtual time and [`Sleep`].
 //! * `wait.rs`: what a pending task waits on ([`Wait`]), for the stall
 //!   and timeout reports.
@@ -45,9 +43,8 @@
 //!   executor.
 
 #![deny(unsafe_op_in_unsafe_fn)]
-// Under `--cfg loom` only the wake protocol and the reference count are
-// built, for their models (`wake.rs`, `refs.rs`); the rest of the executor
-// cannot run under loom.
+// Under `--cfg loom` only the wake protocol is built, for its models
+// (`wake.rs`); the rest of the executor cannot run under loom.
 #![cfg_attr(loom, allow(dead_code))]
 
 #[cfg(not(loom))]
@@ -56,7 +53,6 @@ mod audit;
 mod core;
 #[cfg(not(loom))]
 mod ready;
-mod refs;
 #[cfg(not(loom))]
 mod run;
 #[cfg(not(loom))]

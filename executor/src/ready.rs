@@ -64,7 +64,7 @@ impl ReadyQueue {
     /// thread-local that says so lives in `task/waker.rs`, which explains
     /// why).
     #[inline]
-    pub(crate) fn is_current(&self) -> bool {
+    fn is_current(&self) -> bool {
         waker::is_current_queue(self)
     }
 

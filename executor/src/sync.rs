@@ -1,5 +1,5 @@
-//! The atomics and the lock-free queue the wake protocol (`wake.rs`) and
-//! the reference count (`refs.rs`) are built on.
+//! The atomics and the lock-free queue the wake protocol (`wake.rs`) is
+//! built on.
 //!
 //! # What this module owns
 //! Nothing of its own in a normal build: it re-exports std's atomics and
@@ -12,10 +12,10 @@
 #[cfg(not(loom))]
 pub(crate) use crossbeam_queue::SegQueue;
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
 #[cfg(loom)]
 pub(crate) use loom_queue::SegQueue;
 

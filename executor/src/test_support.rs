@@ -73,7 +73,7 @@ impl Drop for DropFlag {
 /// A pending task outside any arena, as the run loop holds it mid-poll.
 pub(crate) fn unqueued_task(exec: &Executor, index: u32) -> (OwnedTask, JoinHandle<()>) {
     let shared = exec.core().shared.clone();
-    crate::task::spawn(std::future::pending(), TaskId::new(index, 7), shared, false)
+    crate::task::spawn(std::future::pending(), TaskId::new(index, 7), shared)
 }
 
 /// Drains `queue` as the run loop does, with `tasks` as the live ones.

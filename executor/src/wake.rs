@@ -17,8 +17,7 @@
 //! The ready queue (`ready.rs`) decides which thread a wake comes from and
 //! keeps the local list; the run loop (`run.rs`) drains both once per round
 //! and clears `queued` right before each poll. Everything that two threads
-//! touch in a wake is here, and compiles on its own (see *Models* below);
-//! the reference count wakers share is `refs.rs`, with its own models.
+//! touch in a wake is here, and compiles on its own (see *Models* below).
 //!
 //! # Transitions
 //! ```text

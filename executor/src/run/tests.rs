@@ -407,10 +407,10 @@ fn memory_kept_between_executors_changes_nothing() {
     assert_eq!(runs.3, std::thread::spawn(|| mixed(8)).join().unwrap());
 }
 
-/// Wakers cloned on the executor's thread (biased counts) and dropped on
-/// another, wakers cloned there and dropped here before and after their
-/// task finished, wakes from both sides, and an abort from another thread:
-/// every task block is freed once, which the state's count of blocks shows.
+/// Wakers cloned on the executor's thread and dropped on another, wakers
+/// cloned there and dropped here before and after their task finished,
+/// wakes from both sides, and an abort from another thread: every task
+/// block is freed once, which the state's count of blocks shows.
 #[test]
 fn wakers_crossing_threads_free_every_task_block() {
     use std::sync::mpsc;

@@ -93,7 +93,7 @@ impl Arena {
         let seq = self.next_seq;
         self.next_seq += 1;
         let index = u32::try_from(self.slots.vacant_key()).expect("more than 2^32 live tasks");
-        let (task, handle) = raw::spawn(future, TaskId::new(index, seq), shared.clone(), true);
+        let (task, handle) = raw::spawn(future, TaskId::new(index, seq), shared.clone());
         task.header().wake();
         self.slots.insert(Slot {
             task,

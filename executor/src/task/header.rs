@@ -11,16 +11,23 @@
 //! # Invariants
 //! * Every reference to a block (its `OwnedTask`, its join handle, every
 //!   owned waker) holds exactly one count of `refs`; the last one released
-//!   frees the block. The count is biased towards the executor's thread
-//!   while the task is in its arena (`refs.rs`): a waker cloned or dropped
-//!   there during a poll costs a plain load and store; elsewhere, and once
-//!   the task has left the arena, counting follows `Arc`'s protocol.
+//!   frees the block. Counting follows `Arc`'s protocol (relaxed increments,
+//!   release decrements, an acquire fence before the free), without `Arc`'s
+//!   unused weak count: eight bytes a task, which keeps a small task's block
+//!   within the allocator's cheapest size classes.
 //! * The ready-set marks change only through the transitions of
 //!   [`Marks`] (`wake.rs`).
 
 use super::id::TaskId;
-use crate::{core::Shared, refs::Refs, wake::Marks};
-use std::{ptr::NonNull, sync::Arc, task::Context};
+use crate::{core::Shared, wake::Marks};
+use std::{
+    ptr::NonNull,
+    sync::{
+        atomic::{fence, AtomicUsize, Ordering},
+        Arc,
+    },
+    task::Context,
+};
 
 /// What type-erased references need to do to a task of unknown type.
 pub(crate) struct TaskVTable {
@@ -33,14 +40,14 @@ pub(crate) struct TaskVTable {
 }
 
 /// The part of a task every reference can see. Field order keeps it at
-/// 48 bytes.
+/// 40 bytes.
 #[repr(C)]
 pub(crate) struct Header {
     pub(super) vtable: &'static TaskVTable,
     pub(super) shared: Arc<Shared>,
     pub(super) seq: u64,
     /// References to the block: the owner, the join handle, owned wakers.
-    pub(crate) refs: Refs,
+    pub(super) refs: AtomicUsize,
     pub(super) index: u32,
     /// Where the task stands in its executor's ready set.
     pub(crate) marks: Marks,
@@ -64,22 +71,19 @@ impl Header {
         self.shared.queue.wake(self);
     }
 
-    /// Whether this thread runs the task's executor (and so holds its
-    /// state's lock): the owner of the biased count.
-    #[inline]
-    pub(crate) fn on_owner(&self) -> bool {
-        self.shared.queue.is_current()
-    }
-
     /// Adds a reference to the block `header` lives in.
     ///
     /// # Safety
     /// `header` must point into a live task.
-    #[inline]
     pub(crate) unsafe fn clone_ref(header: NonNull<Header>) {
         // SAFETY: the caller guarantees the task is alive.
-        let header = unsafe { header.as_ref() };
-        header.refs.clone_ref(header.on_owner());
+        let refs = unsafe { &header.as_ref().refs };
+        // Relaxed, as `Arc::clone`: a new reference is made from an existing
+        // one, which already orders everything before it.
+        if refs.fetch_add(1, Ordering::Relaxed) > isize::MAX as usize {
+            // Billions of leaked wakers: stop before the count wraps.
+            std::process::abort();
+        }
     }
 
     /// Releases a reference the caller owns, freeing the block after the
@@ -88,37 +92,23 @@ impl Header {
     /// # Safety
     /// `header` must point into a live task and the caller must own one of
     /// its references, which it gives up here.
-    #[inline]
     pub(crate) unsafe fn drop_ref(header: NonNull<Header>) {
         // SAFETY: the caller's reference keeps the block alive until the
-        // release below.
-        let refs = unsafe { header.as_ref() };
-        if refs.refs.drop_ref(refs.on_owner()) {
-            // SAFETY: we released the last reference (and `drop_ref`
-            // ordered every other reference's uses before this), so nothing
-            // else can reach the block; its vtable was chosen for its type.
-            unsafe { (header.as_ref().vtable.free)(header) }
+        // decrement below.
+        let refs = unsafe { &header.as_ref().refs };
+        if refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
         }
-    }
-
-    /// Releases the owner's reference (see [`Refs::release_owner`]),
-    /// freeing the block if it was the last.
-    ///
-    /// # Safety
-    /// `header` must point into a live task whose owner reference the
-    /// caller gives up here, holding its executor state's lock (or being
-    /// the only thread that can reach the task's count).
-    pub(crate) unsafe fn release_owner(header: NonNull<Header>) {
-        // SAFETY: the owner's reference keeps the block alive until the
-        // release below.
-        if unsafe { header.as_ref() }.refs.release_owner() {
-            // SAFETY: as in `drop_ref`.
-            unsafe { (header.as_ref().vtable.free)(header) }
-        }
+        // Every other reference's last use happened before its decrement
+        // (release); this fence makes all of them happen before the free.
+        fence(Ordering::Acquire);
+        // SAFETY: we released the last reference, so nothing else can reach
+        // the block; its vtable was chosen for its type.
+        unsafe { (header.as_ref().vtable.free)(header) }
     }
 
     #[cfg(test)]
     pub(crate) fn refs(&self) -> usize {
-        self.refs.count()
+        self.refs.load(Ordering::Relaxed)
     }
 }

@@ -33,7 +33,7 @@ use super::{
     join::{Join, JoinHandle, Prefix},
     waker::WakerRef,
 };
-use crate::{core::Shared, refs::Refs, wake::Marks};
+use crate::{core::Shared, wake::Marks};
 use parking_lot::Mutex;
 use std::{
     cell::UnsafeCell,
@@ -41,7 +41,7 @@ use std::{
     marker::PhantomData,
     pin::Pin,
     ptr::NonNull,
-    sync::Arc,
+    sync::{atomic::AtomicUsize, Arc},
     task::{Context, Poll},
 };
 
@@ -132,13 +132,10 @@ fn drop_in_place<F>(slot: &mut Option<F>) {
 
 /// Allocates a task: its `OwnedTask` (for the arena) and its join handle.
 /// The task starts out queued (the spawner pushes it to the ready queue).
-/// `in_arena`: the task goes into its executor's arena, which ends the
-/// count's bias when it takes the task out (see `refs.rs`).
 pub(crate) fn spawn<F>(
     future: F,
     id: TaskId,
     shared: Arc<Shared>,
-    in_arena: bool,
 ) -> (OwnedTask, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
@@ -151,7 +148,7 @@ where
                 shared,
                 seq: id.seq(),
                 // The owner's and the join handle's.
-                refs: Refs::new(2, in_arena),
+                refs: AtomicUsize::new(2),
                 index: id.index(),
                 marks: Marks::new(),
             },
@@ -178,7 +175,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let (task, handle) = spawn(future, TaskId::new(u32::MAX, u64::MAX), shared, false);
+    let (task, handle) = spawn(future, TaskId::new(u32::MAX, u64::MAX), shared);
     drop(task);
     handle
 }
@@ -240,17 +237,12 @@ impl Poller {
     }
 }
 
-/// The executor drops an owner (its arena slot) only while it holds its
-/// state's lock (not borrowed: the future's drop may call back in), which
-/// is what ending the count's bias requires (`refs.rs`); an owner that never
-/// entered an arena has an unbiased count.
 impl Drop for OwnedTask {
     fn drop(&mut self) {
-        // SAFETY: as in `poll`; then we give up our count, under the lock
-        // (see above).
+        // SAFETY: as in `poll`; then we give up our count.
         unsafe {
             (self.header.as_ref().vtable.drop_future)(self.header);
-            Header::release_owner(self.header);
+            Header::drop_ref(self.header);
         }
     }
 }

@@ -11,10 +11,8 @@
 //! `EnterGuard`), because every wake reads it: see [Codegen](#codegen).
 //!
 //! # Invariants
-//! * Waking allocates nothing; cloning or dropping a waker changes the
-//!   block's reference count once: on the executor's thread while the task
-//!   is in its arena, with a plain load and store; otherwise with one
-//!   atomic read-modify-write (see `refs.rs`).
+//! * Waking allocates nothing; cloning a waker is one reference-count
+//!   increment.
 //! * Every waker built here owns exactly one reference to its task's block
 //!   (except the borrowed waker of [`WakerRef`], which owns none and never
 //!   drops one).
