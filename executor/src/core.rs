@@ -105,6 +105,38 @@ pub(crate) struct Rounds {
 }
 
 impl State {
+    /// A state with no tasks or timers at time `now`, built on the memory
+    /// `spare` holds (what a finished run on this thread left, see
+    /// `spare.rs`); also returns the spare local ready list, for the queue.
+    fn fresh(
+        spare: Spare,
+        labels: LabelTable,
+        now: u64,
+        scheduler: Box<dyn Scheduler>,
+        digest: Digest,
+    ) -> (Self, Vec<TaskId>) {
+        let state = State {
+            arena: Arena::new(spare.slots, labels),
+            wheel: reset_wheel(spare.wheel, now),
+            now,
+            scheduler,
+            digest,
+            current: None,
+            current_aborted: false,
+            root: None,
+            finished: false,
+            ended: false,
+            polls: 0,
+            waits: Vec::new(),
+            rounds: Rounds {
+                batch: spare.batch,
+                held: spare.held,
+                fired: spare.fired,
+            },
+        };
+        (state, spare.ready)
+    }
+
     /// The label a task spawned now is named under: the label of the task
     /// being polled, unless that is the run's root.
     #[inline]
@@ -180,27 +212,14 @@ impl Core {
             config.cycle,
             config.start
         );
-        let spare = spare::take();
-        let state = State {
-            arena: Arena::new(spare.slots, LabelTable::default()),
-            wheel: reset_wheel(spare.wheel, config.start),
-            now: config.start,
-            scheduler: config.scheduler,
-            digest: Digest::default(),
-            current: None,
-            current_aborted: false,
-            root: None,
-            finished: false,
-            ended: false,
-            polls: 0,
-            waits: Vec::new(),
-            rounds: Rounds {
-                batch: spare.batch,
-                held: spare.held,
-                fired: spare.fired,
-            },
-        };
-        Self::from_state(state, spare.ready, config.cycle, config.deadline)
+        let (state, ready) = State::fresh(
+            spare::take(),
+            LabelTable::default(),
+            config.start,
+            config.scheduler,
+            Digest::default(),
+        );
+        Self::from_state(state, ready, config.cycle, config.deadline)
     }
 
     fn from_state(state: State, ready: Vec<TaskId>, cycle: u64, deadline: Option<u64>) -> Self {
@@ -364,7 +383,7 @@ impl Core {
     }
 
     /// Whether the run is over: its root task completed, or
-    /// [`Executor::run_until`](crate::Executor::run_until) halted it.
+    /// [`RunLoop::run_until`](crate::RunLoop::run_until) halted it.
     pub fn finished(&self) -> bool {
         self.shared.state.lock().borrow().finished
     }
@@ -391,26 +410,14 @@ impl Core {
         let spare = spare::take();
         let guard = self.shared.state.lock();
         let state = guard.borrow();
-        let next = State {
-            arena: Arena::new(spare.slots, state.arena.labels.successor()),
-            wheel: reset_wheel(spare.wheel, state.now),
-            now: state.now,
-            scheduler: state.scheduler.fork(),
-            digest: state.digest.clone(),
-            current: None,
-            current_aborted: false,
-            root: None,
-            finished: false,
-            ended: false,
-            polls: 0,
-            waits: Vec::new(),
-            rounds: Rounds {
-                batch: spare.batch,
-                held: spare.held,
-                fired: spare.fired,
-            },
-        };
-        Core::from_state(next, spare.ready, self.shared.cycle, self.shared.deadline)
+        let (next, ready) = State::fresh(
+            spare,
+            state.arena.labels.successor(),
+            state.now,
+            state.scheduler.fork(),
+            state.digest.clone(),
+        );
+        Core::from_state(next, ready, self.shared.cycle, self.shared.deadline)
     }
 
     /// Drops every task and timer (outside the state borrow).

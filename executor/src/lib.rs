@@ -11,8 +11,8 @@
 //! advance virtual time by `cycle`; if nothing is ready, jump to the next
 //! timer deadline; fire due timers (deadline order, ties in registration
 //! order); if nothing is ready and no timer is pending, the run has stalled.
-//! [`Executor::run`] returns as soon as the root task completes;
-//! [`Executor::run_until`] may also stop earlier, at a [`CrashPoint`] (a crash).
+//! [`RunLoop::run`] returns as soon as the root task completes;
+//! [`RunLoop::run_until`] may also stop earlier, at a [`CrashPoint`] (a crash).
 //!
 //! # Invariants
 //! * Nothing here reads the wall clock, an address or a thread id to make a
@@ -26,7 +26,7 @@
 //! * Virtual time never goes backwards.
 //!
 //! # Map
-//! * `run.rs`: the run loop ([`Executor`]) and why a run fails ([`Failure`]).
+//! * `run.rs`: the run loop ([`RunLoop`]) and why a run fails ([`Failure`]).
 //! * `core.rs`: the executor's state and [`Core`], the handle to it.
 //! * `task/`: what a task is, its heap block, wakers, join handles, the
 //!   arena of live tasks.
@@ -79,7 +79,7 @@ pub use audit::{
 #[cfg(not(loom))]
 pub use core::{Core, CoreConfig};
 #[cfg(not(loom))]
-pub use run::{CrashPoint, Executor, Failure};
+pub use run::{CrashPoint, Failure, RunLoop};
 #[cfg(not(loom))]
 pub use scheduler::{
     shrink_schedule, AsAny, Decision, FuzzInput, Hold, ParseError, Pct, Recorder, Replay, Schedule,

@@ -1,8 +1,8 @@
 //! The run loop: rounds of polls over virtual time.
 //!
 //! # What this module owns
-//! [`Executor`], which owns one executor's run loop: [`Executor::run`] and
-//! [`Executor::run_until`] (which may stop at a [`CrashPoint`], as a crash
+//! [`RunLoop`], which owns one executor's run loop: [`RunLoop::run`] and
+//! [`RunLoop::run_until`] (which may stop at a [`CrashPoint`], as a crash
 //! would), each round's polls (`poll_batch`), the time steps between rounds
 //! and the firing of due timers; and [`Failure`], why a run ended without
 //! its root task.
@@ -59,7 +59,7 @@ const WAKE_AHEAD: usize = 16;
 /// loop does not prefetch (it would only add work to every poll).
 const PREFETCH_MIN_TASKS: usize = 4096;
 
-/// Where [`Executor::run_until`] stops a run early, as a crash would.
+/// Where [`RunLoop::run_until`] stops a run early, as a crash would.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrashPoint {
     /// Before the poll that would exceed this many polls of this executor.
@@ -133,11 +133,11 @@ impl fmt::Debug for Failure {
 impl std::error::Error for Failure {}
 
 /// Owns the run loop of one executor.
-pub struct Executor {
+pub struct RunLoop {
     core: Core,
 }
 
-impl Drop for Executor {
+impl Drop for RunLoop {
     /// Tasks spawned but never run still hold their executor's state (their
     /// headers point there): dropping them breaks that cycle.
     fn drop(&mut self) {
@@ -145,7 +145,7 @@ impl Drop for Executor {
     }
 }
 
-impl Executor {
+impl RunLoop {
     /// A new executor with no tasks.
     pub fn new(config: CoreConfig) -> Self {
         Self {
@@ -170,7 +170,7 @@ impl Executor {
             .map(|output| output.expect("a run without a crash point ends with its root"))
     }
 
-    /// [`Executor::run`], but stops at `crash_point` if the root has not completed
+    /// [`RunLoop::run`], but stops at `crash_point` if the root has not completed
     /// by then: every task is dropped mid-flight, as in a crash. Returns the
     /// root's output if it completed. Either way the run counts as finished
     /// (see [`Core::finished`]).
@@ -458,8 +458,8 @@ impl Executor {
 impl Core {
     /// A fresh executor that continues this one's virtual time, scheduler
     /// (random stream) and audit digest, with no tasks or timers.
-    pub fn successor(&self) -> Executor {
-        Executor {
+    pub fn successor(&self) -> RunLoop {
+        RunLoop {
             core: self.continued(),
         }
     }

@@ -5,7 +5,7 @@ use crate::{
     ready::ReadyQueue,
     task::{JoinHandle, OwnedTask, TaskId},
     wake::Marks,
-    CoreConfig, Executor, Uniform,
+    CoreConfig, RunLoop, Uniform,
 };
 use std::{
     future::Future,
@@ -20,8 +20,8 @@ use std::{
 pub(crate) const MS: u64 = 1_000_000;
 
 /// An executor with a cycle of one millisecond, seeded with `seed`.
-pub(crate) fn executor(seed: u64) -> Executor {
-    Executor::new(CoreConfig {
+pub(crate) fn executor(seed: u64) -> RunLoop {
+    RunLoop::new(CoreConfig {
         start: 0,
         cycle: MS,
         deadline: None,
@@ -31,8 +31,8 @@ pub(crate) fn executor(seed: u64) -> Executor {
 
 /// An executor with a cycle of one nanosecond: the home of tasks that unit
 /// tests drive by hand.
-pub(crate) fn bare_executor() -> Executor {
-    Executor::new(CoreConfig {
+pub(crate) fn bare_executor() -> RunLoop {
+    RunLoop::new(CoreConfig {
         start: 0,
         cycle: 1,
         deadline: None,
@@ -56,7 +56,7 @@ pub(crate) async fn yield_now() {
 }
 
 /// Runs `root` on `exec` and panics if the run fails.
-pub(crate) fn run_ok(exec: &Executor, root: impl Future<Output = ()> + Send + 'static) {
+pub(crate) fn run_ok(exec: &RunLoop, root: impl Future<Output = ()> + Send + 'static) {
     if exec.run("root", root).is_err() {
         panic!("run failed");
     }
@@ -71,7 +71,7 @@ impl Drop for DropFlag {
 }
 
 /// A pending task outside any arena, as the run loop holds it mid-poll.
-pub(crate) fn unqueued_task(exec: &Executor, index: u32) -> (OwnedTask, JoinHandle<()>) {
+pub(crate) fn unqueued_task(exec: &RunLoop, index: u32) -> (OwnedTask, JoinHandle<()>) {
     let shared = exec.core().shared.clone();
     crate::task::spawn(std::future::pending(), TaskId::new(index, 7), shared)
 }
@@ -91,4 +91,10 @@ pub(crate) fn marks_of<'a>(tasks: &'a [&'a OwnedTask]) -> impl FnMut(TaskId) -> 
             .find(|task| task.header().id() == id)
             .map(|task| &task.header().marks)
     }
+}
+
+/// Task ids `0..n`, slot and spawn order alike: ready sets for scheduler
+/// tests.
+pub(crate) fn ids(n: u64) -> Vec<TaskId> {
+    (0..n).map(|i| TaskId::new(i as u32, i)).collect()
 }

@@ -624,7 +624,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn core(seed: u64) -> Core {
-        commonware_executor::Executor::new(commonware_executor::CoreConfig {
+        commonware_executor::RunLoop::new(commonware_executor::CoreConfig {
             start: 0,
             cycle: 1,
             deadline: None,

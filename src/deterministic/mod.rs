@@ -94,7 +94,9 @@ pub use sweep::{explore, ExploreError, Sweep, SweepError, Swept};
 
 use crate::{metrics::IoMetrics, Handle, Signal, Signaler};
 use auditor::kind;
-use commonware_executor::{Core, Failure, END_OF_TIME};
+use commonware_executor::{
+    Core, CoreConfig, CrashPoint, Failure, RunLoop, Scheduler, Wait, WaitNote, END_OF_TIME,
+};
 use failure::{panic_message, FailureLine};
 use governor::clock::{Clock as GClock, ReasonablyRealtime};
 use metrics::TaskCounts;
@@ -116,7 +118,7 @@ use std::{
 const ROOT_TASK: &str = "root";
 
 /// How the stall and timeout reports show a task waiting on `stopped()`.
-static STOPPED_WAIT: commonware_executor::WaitNote = commonware_executor::WaitNote {
+static STOPPED_WAIT: WaitNote = WaitNote {
     describe: |f, _| f.write_str("the stopped() signal (nothing called stop)"),
 };
 
@@ -185,7 +187,7 @@ fn past_end_of_time(what: &str, value: Duration) -> ! {
 
 /// State of one runtime instance (a `recover` makes a new one).
 struct Runtime {
-    executor: commonware_executor::Executor,
+    executor: RunLoop,
     core: Core,
     seed: u64,
     metrics: Arc<IoMetrics>,
@@ -214,7 +216,7 @@ struct Runtime {
 
 impl Runtime {
     fn new(
-        executor: commonware_executor::Executor,
+        executor: RunLoop,
         (seed, strategy): (u64, Strategy),
         metrics: Arc<IoMetrics>,
         task_counts: TaskCounts,
@@ -281,17 +283,14 @@ impl Executor {
 
     /// [`Executor::init`] with `scheduler` in place of the executor strategy
     /// `cfg.strategy` builds (`run` wraps it in a recorder).
-    fn build(
-        cfg: Config,
-        scheduler: Box<dyn commonware_executor::Scheduler>,
-    ) -> (Runner, Context, Arc<Auditor>) {
+    fn build(cfg: Config, scheduler: Box<dyn Scheduler>) -> (Runner, Context, Arc<Auditor>) {
         if cfg.timeout.is_some() && cfg.cycle == Duration::default() {
             panic!("cycle duration must be non-zero when timeout is set");
         }
         let deadline = cfg.timeout.map(|timeout| {
             virtual_nanos(timeout).unwrap_or_else(|| past_end_of_time("Config::timeout", timeout))
         });
-        let executor = commonware_executor::Executor::new(commonware_executor::CoreConfig {
+        let executor = RunLoop::new(CoreConfig {
             start: 0,
             cycle: virtual_nanos(cfg.cycle)
                 .unwrap_or_else(|| past_end_of_time("Config::cycle", cfg.cycle)),
@@ -362,17 +361,17 @@ impl Runner {
         F::Output: Send + 'static,
     {
         let halt = match halt {
-            Halt::AfterPolls(polls) => commonware_executor::CrashPoint::AfterPolls(polls),
+            Halt::AfterPolls(polls) => CrashPoint::AfterPolls(polls),
             // A crash point the clock never reaches never comes.
             Halt::At(at) => match virtual_nanos(at) {
-                Some(at) => commonware_executor::CrashPoint::At(at),
+                Some(at) => CrashPoint::At(at),
                 None => return self.run(f, None),
             },
         };
         self.run(f, Some(halt))
     }
 
-    fn run<F>(self, f: F, halt: Option<commonware_executor::CrashPoint>) -> Option<F::Output>
+    fn run<F>(self, f: F, halt: Option<CrashPoint>) -> Option<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -553,8 +552,7 @@ impl crate::Spawner for Context {
         self.core().audit(kind::STOPPED, 0, &[]);
         // For the stall and timeout reports: a task that asks for the
         // signal in its last poll most likely waits on it.
-        self.core()
-            .note_wait(commonware_executor::Wait::Note(&STOPPED_WAIT, 0));
+        self.core().note_wait(Wait::Note(&STOPPED_WAIT, 0));
         self.runtime.stop().1.clone()
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 use crate::{
     task::waker::waker,
     test_support::{bare_executor, drained, executor, marks_of, run_ok, unqueued_task, yield_now},
-    Executor,
+    RunLoop,
 };
 use std::{
     sync::{
@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-fn queue(exec: &Executor) -> &ReadyQueue {
+fn queue(exec: &RunLoop) -> &ReadyQueue {
     &exec.core().shared.queue
 }
 

@@ -130,7 +130,7 @@ fn stall_lists_pending_tasks() {
 
 #[test]
 fn timeout_is_checked_each_round() {
-    let exec = Executor::new(CoreConfig {
+    let exec = RunLoop::new(CoreConfig {
         start: 0,
         cycle: MS,
         deadline: Some(10 * MS),
@@ -222,7 +222,7 @@ impl Scheduler for HoldLast {
 
 #[test]
 fn held_back_tasks_stay_ready_and_time_advances() {
-    let exec = Executor::new(CoreConfig {
+    let exec = RunLoop::new(CoreConfig {
         start: 0,
         cycle: MS,
         deadline: None,
@@ -321,7 +321,7 @@ fn a_sleep_polled_after_the_run_ended_panics_with_a_message() {
 
 #[test]
 fn a_run_whose_time_passes_its_end_times_out() {
-    let exec = Executor::new(CoreConfig {
+    let exec = RunLoop::new(CoreConfig {
         start: 0,
         cycle: END_OF_TIME,
         deadline: None,
@@ -341,7 +341,7 @@ fn a_run_whose_time_passes_its_end_times_out() {
 #[test]
 fn a_cycle_past_the_end_of_time_is_refused() {
     let refused = catch_unwind(|| {
-        Executor::new(CoreConfig {
+        RunLoop::new(CoreConfig {
             start: 0,
             cycle: END_OF_TIME + 1,
             deadline: None,

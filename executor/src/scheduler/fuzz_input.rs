@@ -84,10 +84,7 @@ impl Scheduler for FuzzInput {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ids(n: u64) -> Vec<TaskId> {
-        (0..n).map(|i| TaskId::new(i as u32, i)).collect()
-    }
+    use crate::test_support::ids;
 
     fn seqs(ready: &[TaskId]) -> Vec<u64> {
         ready.iter().map(TaskId::seq).collect()

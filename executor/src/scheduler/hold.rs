@@ -286,10 +286,7 @@ impl Scheduler for Hold {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ids(n: u64) -> Vec<TaskId> {
-        (0..n).map(|i| TaskId::new(i as u32, i)).collect()
-    }
+    use crate::test_support::ids;
 
     #[test]
     fn victims_are_held_for_a_while_then_run_again() {

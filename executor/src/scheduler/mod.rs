@@ -132,10 +132,7 @@ impl Scheduler for Uniform {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ids(n: u64) -> Vec<TaskId> {
-        (0..n).map(|i| TaskId::new(i as u32, i)).collect()
-    }
+    use crate::test_support::ids;
 
     #[test]
     fn same_seed_same_order() {

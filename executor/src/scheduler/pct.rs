@@ -175,10 +175,7 @@ impl Scheduler for Pct {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ids(n: u64) -> Vec<TaskId> {
-        (0..n).map(|i| TaskId::new(i as u32, i)).collect()
-    }
+    use crate::test_support::ids;
 
     /// Runs `rounds` rounds over a fixed ready set and returns who ran.
     fn trace(pct: &mut Pct, n: u64, rounds: usize) -> Vec<u64> {

@@ -526,9 +526,9 @@ mod tests {
     /// Runs five tasks that yield and draw random numbers under `scheduler`;
     /// returns the digest and the recording, if any.
     fn run(scheduler: Box<dyn Scheduler>) -> (String, Option<Schedule>) {
-        use crate::{CoreConfig, Executor};
+        use crate::{CoreConfig, RunLoop};
         use std::task::Poll;
-        let exec = Executor::new(CoreConfig {
+        let exec = RunLoop::new(CoreConfig {
             start: 0,
             cycle: 1_000,
             deadline: None,

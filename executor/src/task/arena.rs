@@ -200,9 +200,9 @@ impl Arena {
 mod tests {
     use super::*;
     use crate::task::Canceled;
-    use crate::{test_support::bare_executor, Executor};
+    use crate::{test_support::bare_executor, RunLoop};
 
-    fn shared() -> (Executor, Arc<Shared>) {
+    fn shared() -> (RunLoop, Arc<Shared>) {
         let exec = bare_executor();
         let shared = exec.core().shared.clone();
         (exec, shared)

@@ -9,7 +9,7 @@
 //! channel or timer would write) and then wakes the task; a poll clears
 //! `queued` first and then reads every flag, relaxed, so only the protocol
 //! orders them. After every waker has returned,
-//! [`Executor::check_no_lost_wake`] drains once more, as the next round
+//! [`ModelLoop::check_no_lost_wake`] drains once more, as the next round
 //! would, and asserts that no write went unseen by the last poll without
 //! the task being back in the ready set, and that the poll which follows
 //! sees every write.
@@ -117,7 +117,7 @@ fn spawn_waker<P: Protocol>(world: &Arc<World<P>>, i: usize) -> thread::JoinHand
 }
 
 /// The executor's thread, reduced to the steps that touch the protocol.
-struct Executor<P> {
+struct ModelLoop<P> {
     world: Arc<World<P>>,
     /// The ready set: ids the next round polls.
     ready: Vec<usize>,
@@ -125,7 +125,7 @@ struct Executor<P> {
     seen: Vec<bool>,
 }
 
-impl<P: Protocol> Executor<P> {
+impl<P: Protocol> ModelLoop<P> {
     /// An executor whose one task is in the ready set, with `wakers`
     /// wakers' flags, none written yet.
     fn new(wakers: usize) -> Self {
@@ -205,7 +205,7 @@ fn check(model: fn(), preemptions: Option<usize>) -> usize {
 
 /// One waker on another thread while the executor runs a round.
 fn one_waker<P: Protocol>() {
-    let mut exec = Executor::<P>::new(1);
+    let mut exec = ModelLoop::<P>::new(1);
     let waker = spawn_waker(&exec.world, 0);
     exec.round();
     waker.join().unwrap();
@@ -215,7 +215,7 @@ fn one_waker<P: Protocol>() {
 /// Two wakers while the executor runs two rounds: the second waker may
 /// find the first one's entry pending and push none of its own.
 fn two_wakers<P: Protocol>() {
-    let mut exec = Executor::<P>::new(2);
+    let mut exec = ModelLoop::<P>::new(2);
     let wakers = [spawn_waker(&exec.world, 0), spawn_waker(&exec.world, 1)];
     exec.round();
     exec.round();
@@ -229,7 +229,7 @@ fn two_wakers<P: Protocol>() {
 /// task has been polled, waker 0's entry waits, and waker 1 wakes while
 /// the executor drains and polls.
 fn wake_racing_the_drain<P: Protocol>() {
-    let mut exec = Executor::<P>::new(2);
+    let mut exec = ModelLoop::<P>::new(2);
     exec.round();
     // Waker 0 wrote and woke before waker 1 starts (on this thread: only
     // its order before the race matters).
