@@ -199,6 +199,14 @@ pub trait Assertions: Clone + Send + Sync + 'static {
     fn always(&self, name: &'static str, condition: bool);
 }
 
+/// The panic of an [`Assertions::always`] whose condition is false, the
+/// same on both runtimes (kept out of line: it never runs in a passing run).
+#[cold]
+#[inline(never)]
+pub(crate) fn always_failed(name: &str) -> ! {
+    panic!("always '{name}' failed")
+}
+
 /// Interface that any runtime must implement to create
 /// network connections.
 pub trait Network<L, Si, St>: Clone + Send + Sync + 'static

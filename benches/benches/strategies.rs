@@ -9,9 +9,9 @@
 
 use commonware_runtime::{
     deterministic::{Config, Context, Strategy, Sweep},
-    reschedule, Clock, Spawner,
+    Clock, Spawner,
 };
-use commonware_runtime_benches::cpu::ThreadCpu;
+use commonware_runtime_benches::{cpu::ThreadCpu, programs};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use rand::RngCore;
 use std::time::Duration;
@@ -46,25 +46,12 @@ async fn timers(context: Context) {
     assert!(total > 0);
 }
 
-async fn workload(context: Context) {
-    let handles: Vec<_> = (0..TASKS)
-        .map(|_| {
-            context.spawn("worker", async {
-                for _ in 0..YIELDS {
-                    reschedule().await;
-                }
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.await.expect("worker");
-    }
-}
-
 fn strategies(c: &mut Criterion<ThreadCpu>) {
     type Program = fn(Context) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
     let programs: [(&str, Program); 2] = [
-        ("yields_10x100", |c| Box::pin(workload(c))),
+        ("yields_10x100", |c| {
+            Box::pin(programs::yielding(c, TASKS, YIELDS))
+        }),
         ("timers_10x20", |c| Box::pin(timers(c))),
     ];
     for (program, body) in programs {

@@ -14,10 +14,8 @@
 //! Each iteration sweeps `SEEDS` seeds; criterion reports the rate as
 //! elements (seeds) per second.
 
-use commonware_runtime::{
-    deterministic::{Config, Context, Strategy, Sweep},
-    reschedule, Clock, Spawner,
-};
+use commonware_runtime::deterministic::{Config, Strategy, Sweep};
+use commonware_runtime_benches::programs;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use std::time::Duration;
 
@@ -25,41 +23,6 @@ const TASKS: usize = 10;
 const YIELDS: usize = 100;
 const SEEDS: u64 = 2_000;
 const SMALL_YIELDS: usize = 10;
-
-/// Ten tasks yielding ten times each, then sleeping 1 ms; the root joins
-/// them (the `seed_sweep` program of the `seed` bench).
-async fn small(context: Context) {
-    let handles: Vec<_> = (0..TASKS)
-        .map(|_| {
-            let sleeper = context.clone();
-            context.spawn("worker", async move {
-                for _ in 0..SMALL_YIELDS {
-                    reschedule().await;
-                }
-                sleeper.sleep(Duration::from_millis(1)).await;
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.await.expect("worker");
-    }
-}
-
-/// Ten tasks yielding a hundred times each; the root joins them.
-async fn workload(context: Context) {
-    let handles: Vec<_> = (0..TASKS)
-        .map(|_| {
-            context.spawn("worker", async {
-                for _ in 0..YIELDS {
-                    reschedule().await;
-                }
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.await.expect("worker");
-    }
-}
 
 fn sweep(c: &mut Criterion) {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -101,7 +64,9 @@ fn sweep(c: &mut Criterion) {
             let sweep = Sweep::new(config, 0..SEEDS).threads(threads);
             group.bench_function(format!("{name}/{threads}_threads"), |b| {
                 b.iter(|| {
-                    let swept = sweep.run(workload).expect("the workload never fails");
+                    let swept = sweep
+                        .run(|context| programs::yielding(context, TASKS, YIELDS))
+                        .expect("the workload never fails");
                     assert_eq!(swept.seeds, SEEDS);
                 })
             });
@@ -120,7 +85,9 @@ fn sweep(c: &mut Criterion) {
         let sweep = Sweep::new(Config::default(), 0..SEEDS).threads(threads);
         group.bench_function(format!("uniform/{threads}_threads"), |b| {
             b.iter(|| {
-                let swept = sweep.run(small).expect("the workload never fails");
+                let swept = sweep
+                    .run(|context| programs::yielding_then_sleeping(context, TASKS, SMALL_YIELDS))
+                    .expect("the workload never fails");
                 assert_eq!(swept.seeds, SEEDS);
             })
         });

@@ -687,6 +687,44 @@ macro_rules! deterministic_workloads {
     };
 }
 
+/// Small programs that sweep benches run once per seed, on our runtime.
+pub mod programs {
+    use commonware_runtime::{deterministic::Context, reschedule, Clock, Spawner};
+    use std::time::Duration;
+
+    /// `tasks` tasks yielding `yields` times each, always ready (the worst
+    /// case for strategies that poll fewer tasks per round); the root joins
+    /// them.
+    pub async fn yielding(context: Context, tasks: usize, yields: usize) {
+        spawn_and_join(context, tasks, yields, false).await;
+    }
+
+    /// `tasks` tasks yielding `yields` times each, then sleeping 1 ms; the
+    /// root joins them (the `seed_sweep` program of the `seed` bench).
+    pub async fn yielding_then_sleeping(context: Context, tasks: usize, yields: usize) {
+        spawn_and_join(context, tasks, yields, true).await;
+    }
+
+    async fn spawn_and_join(context: Context, tasks: usize, yields: usize, sleep: bool) {
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let sleeper = context.clone();
+                context.spawn("worker", async move {
+                    for _ in 0..yields {
+                        reschedule().await;
+                    }
+                    if sleep {
+                        sleeper.sleep(Duration::from_millis(1)).await;
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.expect("worker");
+        }
+    }
+}
+
 /// The workloads on our deterministic runtime.
 pub mod ours {
     deterministic_workloads!(commonware_runtime);

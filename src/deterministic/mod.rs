@@ -518,15 +518,9 @@ impl crate::Assertions for Context {
     fn always(&self, name: &'static str, condition: bool) {
         self.note_point(name, PointKind::Always, true);
         if !condition {
-            always_failed(name);
+            crate::always_failed(name);
         }
     }
-}
-
-#[cold]
-#[inline(never)]
-fn always_failed(name: &str) -> ! {
-    panic!("always '{name}' failed")
 }
 
 impl crate::Spawner for Context {
