@@ -33,7 +33,7 @@ use super::{
 };
 use crate::Runner as _;
 use std::{
-    collections::HashSet,
+    collections::BTreeSet,
     fmt,
     future::Future,
     panic::{catch_unwind, AssertUnwindSafe},
@@ -179,7 +179,7 @@ where
     recorder.crash_point(&disk, "end of run".into());
 
     let mut explored = Explored::default();
-    let mut seen = HashSet::new();
+    let mut seen = BTreeSet::new();
     for (index, point) in recorder.take_points().into_iter().enumerate() {
         explored.points += 1;
         let radices = point.radices(settings.persistence);
