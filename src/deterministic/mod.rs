@@ -78,6 +78,7 @@ mod determinism;
 mod run;
 mod shrink;
 mod sweep;
+pub mod timeline;
 
 pub use auditor::Auditor;
 pub use clocks::{ClockFaults, ClockJump};
@@ -91,6 +92,7 @@ pub use shrink::{shrink, shrink_with, Shrunk};
 pub use storage::{Blob, Op, Partition, Persistence, Write, MAX_BLOB_LEN};
 pub use strategy::{ParseError, Schedule, Strategy, PCT_DEFAULT_STEPS};
 pub use sweep::{explore, ExploreError, Sweep, SweepError, Swept};
+pub use timeline::Timeline;
 
 use crate::{metrics::IoMetrics, Handle, Signal, Signaler};
 use auditor::kind;

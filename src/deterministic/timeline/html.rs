@@ -1,0 +1,1 @@
+//! The HTML page with an SVG timeline.
