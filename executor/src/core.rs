@@ -36,7 +36,7 @@ use crate::{
         labels::{LabelId, LabelStats, LabelTable, Published},
     },
     ready::ReadyQueue,
-    scheduler::{Recorder, Schedule, Scheduler},
+    scheduler::{Recorder, Replay, Schedule, Scheduler},
     spare::{self, Spare},
     task::{self, Arena, JoinHandle, TaskId},
     time::{wheel::Wheel, END_OF_TIME},
@@ -330,6 +330,22 @@ impl Core {
         value
     }
 
+    /// Decides whether the fault `name` fires, with probability `p`: the
+    /// seed of its parameters if it does (audited). `p` of 0 or less (or
+    /// NaN) is not a decision: nothing is drawn, counted or recorded. Fault
+    /// decisions draw from the scheduler's fault stream, never from the
+    /// random numbers [`Core::next_u64`] hands out.
+    pub fn fault(&self, name: &dyn std::fmt::Display, p: f64) -> Option<u64> {
+        if !(p > 0.0) {
+            return None;
+        }
+        let guard = self.shared.state.lock();
+        let mut state = guard.borrow_mut();
+        let param = state.scheduler.fault(name, p)?;
+        state.digest.event(digest::kind::FAULT, param);
+        Some(param)
+    }
+
     /// Fills `dest` with random bytes: one audited draw per 8 bytes, exactly
     /// as repeated [`Core::next_u64`] calls would, under one lock.
     pub fn fill_bytes(&self, dest: &mut [u8]) {
@@ -369,6 +385,24 @@ impl Core {
         let state = guard.borrow();
         let recorder = state.scheduler.downcast_ref::<Recorder>()?;
         Some(recorder.recording().clone())
+    }
+
+    /// The virtual time of each round entry of [`Core::recording`], if the
+    /// scheduler is a [`Recorder`].
+    pub fn decision_times(&self) -> Option<Vec<u64>> {
+        let guard = self.shared.state.lock();
+        let state = guard.borrow();
+        let recorder = state.scheduler.downcast_ref::<Recorder>()?;
+        Some(recorder.decision_times().to_vec())
+    }
+
+    /// Where this run stops matching the schedule it replays (see
+    /// [`Replay::mismatch`]), if the scheduler is a [`Replay`]: `None` for
+    /// any other scheduler and for a replay that matched so far.
+    pub fn replay_mismatch(&self) -> Option<String> {
+        let guard = self.shared.state.lock();
+        let state = guard.borrow();
+        state.scheduler.downcast_ref::<Replay>()?.mismatch()
     }
 
     /// Starts tracing every audit event (see [`Trace`]); a successor keeps

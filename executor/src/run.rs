@@ -283,7 +283,8 @@ impl RunLoop {
                 queue.drain_into(&mut batch, |id| {
                     arena.get(id).map(|slot| &slot.task.header().marks)
                 });
-                let run = state.scheduler.schedule(&mut batch).min(batch.len());
+                let now = state.now;
+                let run = state.scheduler.schedule(&mut batch, now).min(batch.len());
                 state.digest.event(digest::kind::ROUND, run as u64);
                 run
             };

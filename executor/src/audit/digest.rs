@@ -34,6 +34,9 @@ pub mod kind {
     pub const RANDOM: u8 = 6;
     /// A scheduling round started (word: number of tasks chosen to run).
     pub const ROUND: u8 = 7;
+    /// A fault decision fired (word: the fault's parameter seed). A fault
+    /// that does not fire leaves no event: replay knows only what fired.
+    pub const FAULT: u8 = 8;
 
     /// The name of one of the executor's kinds above.
     pub fn name(kind: u8) -> Option<&'static str> {
@@ -45,6 +48,7 @@ pub mod kind {
             TIME => "time",
             RANDOM => "random",
             ROUND => "round",
+            FAULT => "fault",
             _ => return None,
         })
     }

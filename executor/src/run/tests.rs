@@ -200,7 +200,7 @@ impl Scheduler for HoldLast {
     fn name(&self) -> String {
         "hold-last".into()
     }
-    fn schedule(&mut self, ready: &mut [TaskId]) -> usize {
+    fn schedule(&mut self, ready: &mut [TaskId], _now: u64) -> usize {
         ready.sort();
         if self.rounds > 0 && ready.len() > 1 {
             self.rounds -= 1;
@@ -211,6 +211,9 @@ impl Scheduler for HoldLast {
     }
     fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()
+    }
+    fn fault(&mut self, name: &dyn std::fmt::Display, p: f64) -> Option<u64> {
+        self.inner.fault(name, p)
     }
     fn fork(&self) -> Box<dyn Scheduler> {
         Box::new(HoldLast {

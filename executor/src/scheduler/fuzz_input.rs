@@ -5,9 +5,10 @@
 //! The [`FuzzInput`] scheduler. Whenever a round has a real choice (two or more
 //! ready tasks) it consumes input to pick the one task that runs in that
 //! round; the others are held back. Every random number the runtime hands
-//! out consumes eight bytes (little-endian). So the fuzzer's input *is* the
-//! interleaving and the program's randomness, and a mutation of one byte
-//! changes one decision.
+//! out consumes eight bytes (little-endian), and so does a fault decision's
+//! coin (and, when it fires, its parameter seed). So the fuzzer's input *is*
+//! the interleaving, the program's randomness and its faults, and a mutation
+//! of one byte changes one decision.
 //!
 //! # Invariants
 //! * A round with one ready task, or none, consumes nothing.
@@ -17,9 +18,9 @@
 //!   therefore ends, whatever the input.
 //! * The same input gives the same run.
 
-use super::Scheduler;
+use super::{unit, Scheduler};
 use crate::task::TaskId;
-use std::sync::Arc;
+use std::{fmt, sync::Arc};
 
 /// Takes every scheduling choice and random number from a byte string.
 #[derive(Clone)]
@@ -58,7 +59,7 @@ impl Scheduler for FuzzInput {
         format!("bytes(len={})", self.input.len())
     }
 
-    fn schedule(&mut self, ready: &mut [TaskId]) -> usize {
+    fn schedule(&mut self, ready: &mut [TaskId], _now: u64) -> usize {
         let n = ready.len();
         if n < 2 || self.exhausted() {
             return n;
@@ -74,6 +75,13 @@ impl Scheduler for FuzzInput {
 
     fn next_u64(&mut self) -> u64 {
         u64::from_le_bytes(self.take::<8>())
+    }
+
+    fn fault(&mut self, _name: &dyn fmt::Display, p: f64) -> Option<u64> {
+        if p < 1.0 && unit(self.next_u64()) >= p {
+            return None;
+        }
+        Some(self.next_u64())
     }
 
     fn fork(&self) -> Box<dyn Scheduler> {
@@ -94,10 +102,10 @@ mod tests {
     fn each_byte_picks_the_one_task_that_runs() {
         let mut bytes = FuzzInput::new(vec![2, 7, 0]);
         let mut ready = ids(4);
-        assert_eq!(bytes.schedule(&mut ready), 1);
+        assert_eq!(bytes.schedule(&mut ready, 0), 1);
         assert_eq!(seqs(&ready), [2, 0, 1, 3], "others keep their order");
         let mut ready = ids(3);
-        assert_eq!(bytes.schedule(&mut ready), 1);
+        assert_eq!(bytes.schedule(&mut ready, 0), 1);
         assert_eq!(ready[0].seq(), 1, "7 % 3");
         assert_eq!(bytes.name(), "bytes(len=3)");
     }
@@ -106,14 +114,14 @@ mod tests {
     fn single_tasks_consume_nothing_and_exhaustion_runs_all_in_order() {
         let mut bytes = FuzzInput::new(vec![1]);
         let mut one = ids(1);
-        assert_eq!(bytes.schedule(&mut one), 1);
+        assert_eq!(bytes.schedule(&mut one, 0), 1);
         assert!(!bytes.exhausted());
         let mut two = ids(2);
-        assert_eq!(bytes.schedule(&mut two), 1);
+        assert_eq!(bytes.schedule(&mut two, 0), 1);
         assert_eq!(two[0].seq(), 1);
         assert!(bytes.exhausted());
         let mut three = ids(3);
-        assert_eq!(bytes.schedule(&mut three), 3);
+        assert_eq!(bytes.schedule(&mut three, 0), 3);
         assert_eq!(seqs(&three), [0, 1, 2]);
     }
 
@@ -131,7 +139,7 @@ mod tests {
     fn large_ready_sets_read_four_bytes() {
         let mut bytes = FuzzInput::new(300u32.to_le_bytes().to_vec());
         let mut ready = ids(400);
-        assert_eq!(bytes.schedule(&mut ready), 1);
+        assert_eq!(bytes.schedule(&mut ready, 0), 1);
         assert_eq!(ready[0].seq(), 300);
         assert!(bytes.exhausted());
     }

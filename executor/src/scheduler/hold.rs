@@ -44,10 +44,11 @@
 //! * Memory is constant per run: state exists only for victims, and only
 //!   until their last hold ends.
 
-use super::{shuffle, Scheduler};
+use super::{shuffle, FaultStream, Scheduler};
 use crate::task::TaskId;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use std::fmt;
 
 /// At most this many tasks per run are held back.
 pub const MAX_VICTIMS: usize = 4;
@@ -109,6 +110,7 @@ impl Victim {
 #[derive(Clone)]
 pub struct Hold {
     rng: Xoshiro256PlusPlus,
+    faults: FaultStream,
     /// Key of the per-task hash.
     key: u64,
     /// A task is a victim if its hash is below this.
@@ -143,6 +145,7 @@ impl Hold {
         };
         Self {
             rng,
+            faults: FaultStream::new(seed),
             key,
             threshold,
             max_exp: 63 - steps.leading_zeros(),
@@ -210,7 +213,7 @@ impl Scheduler for Hold {
         format!("hold(steps={})", self.steps)
     }
 
-    fn schedule(&mut self, ready: &mut [TaskId]) -> usize {
+    fn schedule(&mut self, ready: &mut [TaskId], _now: u64) -> usize {
         // Most rounds have no new task and no victim in its hold.
         for id in ready.iter() {
             if id.seq() >= self.judged {
@@ -278,6 +281,10 @@ impl Scheduler for Hold {
         self.rng.next_u64()
     }
 
+    fn fault(&mut self, _name: &dyn fmt::Display, p: f64) -> Option<u64> {
+        self.faults.decide(p)
+    }
+
     fn fork(&self) -> Box<dyn Scheduler> {
         Box::new(self.clone())
     }
@@ -298,14 +305,14 @@ mod tests {
             // most 63 polls.
             for _ in 0..400 {
                 let mut ready = ids(6);
-                let run = hold.schedule(&mut ready);
+                let run = hold.schedule(&mut ready, 0);
                 for id in &ready[run..] {
                     missing[id.seq() as usize] += 1;
                 }
             }
             // Every hold ends: in the last rounds every task runs.
             let mut ready = ids(6);
-            assert_eq!(hold.schedule(&mut ready), 6, "seed {seed}");
+            assert_eq!(hold.schedule(&mut ready, 0), 6, "seed {seed}");
             assert!(missing.iter().filter(|&&m| m > 0).count() <= MAX_VICTIMS);
             assert!(missing.iter().all(|&m| m <= 3 * 64));
             held_somewhere += usize::from(missing.iter().any(|&m| m > 0));
@@ -318,7 +325,7 @@ mod tests {
         let (mut a, mut b) = (Hold::new(3, 40), Hold::new(3, 40));
         for _ in 0..50 {
             let (mut x, mut y) = (ids(5), ids(5));
-            assert_eq!(a.schedule(&mut x), b.schedule(&mut y));
+            assert_eq!(a.schedule(&mut x, 0), b.schedule(&mut y, 0));
             assert_eq!(x, y);
         }
         assert_eq!(a.next_u64(), b.next_u64());

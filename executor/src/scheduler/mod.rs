@@ -8,12 +8,18 @@
 //! [`Replay`] and the [`Recorder`] wrapper (`record.rs`, with the
 //! [`Schedule`] they share), and [`shrink_schedule`] (`shrink.rs`). A
 //! scheduler is the single source of every nondeterministic-looking choice
-//! in a run: the order of each round and every random number `Context`
-//! hands out. Same scheduler state in, same run out.
+//! in a run: the order of each round, every random number `Context`
+//! hands out, and every fault decision (whether a named fault fires, and
+//! the seed of its parameters). Same scheduler state in, same run out.
 //!
 //! # Invariants
 //! * A scheduler sees only deterministic inputs (task sequence numbers in
-//!   ready-queue order), never addresses or clocks.
+//!   ready-queue order, virtual time, fault names), never addresses or the
+//!   wall clock.
+//! * Fault decisions draw from a stream of their own ([`FaultStream`]), so
+//!   whether a fault fires never shifts the scheduling choices or the
+//!   random numbers of the run, and a recorded fault can be removed on
+//!   replay without moving any other random number.
 //! * A scheduler may hold tasks back (return fewer than all of them); the
 //!   run loop keeps them ready for the next round and time still advances.
 //! * The trait knows none of its implementations: code that needs one in
@@ -29,13 +35,13 @@ mod shrink;
 pub use fuzz_input::FuzzInput;
 pub use hold::Hold;
 pub use pct::{Pct, DEFAULT_STEPS as PCT_DEFAULT_STEPS};
-pub use record::{Decision, ParseError, Recorder, Replay, Schedule};
+pub use record::{Decision, FaultDecision, ParseError, Recorder, Replay, Schedule};
 pub use shrink::shrink_schedule;
 
 use crate::task::TaskId;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use std::any::Any;
+use std::{any::Any, fmt};
 
 /// Chooses each round's tasks and supplies the run's random numbers.
 pub trait Scheduler: AsAny + Send {
@@ -47,10 +53,16 @@ pub trait Scheduler: AsAny + Send {
     /// polling order, and returns how many of them run. Tasks after that
     /// point stay ready for a later round. Returning 0 for a non-empty set is
     /// allowed (time still advances) but a scheduler must not do it forever.
-    fn schedule(&mut self, ready: &mut [TaskId]) -> usize;
+    /// `now` is the virtual time of the round (nanoseconds).
+    fn schedule(&mut self, ready: &mut [TaskId], now: u64) -> usize;
 
     /// Next random number for the runtime's users.
     fn next_u64(&mut self) -> u64;
+
+    /// Decides whether the fault `name` fires, with probability `p` (`p`
+    /// is above 0; 1 or more always fires): the seed of the fault's
+    /// parameters if it does. Only asked for `p > 0`.
+    fn fault(&mut self, name: &dyn fmt::Display, p: f64) -> Option<u64>;
 
     /// An independent copy with the same state (used by `recover`).
     fn fork(&self) -> Box<dyn Scheduler>;
@@ -94,11 +106,41 @@ pub(crate) fn shuffle<T>(rng: &mut impl RngCore, items: &mut [T]) {
     }
 }
 
+/// The stream a seeded scheduler's fault decisions draw from, apart from
+/// its scheduling and random-number stream.
+#[derive(Clone)]
+pub(crate) struct FaultStream(Xoshiro256PlusPlus);
+
+impl FaultStream {
+    /// Mixed into the seed so the stream shares nothing with the
+    /// scheduler's own (seeded from `seed` itself).
+    const KEY: u64 = 0xFA01_7D3C_1510_45A5;
+
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(Xoshiro256PlusPlus::seed_from_u64(seed ^ Self::KEY))
+    }
+
+    /// One coin of probability `p` (no coin when `p >= 1`), then, if the
+    /// fault fires, its parameter seed.
+    pub(crate) fn decide(&mut self, p: f64) -> Option<u64> {
+        if p < 1.0 && unit(self.0.next_u64()) >= p {
+            return None;
+        }
+        Some(self.0.next_u64())
+    }
+}
+
+/// A random number as a uniform float in `0..1` (its top 53 bits).
+pub(crate) fn unit(value: u64) -> f64 {
+    ((value >> 11) as f64) * (1.0 / (1u64 << 53) as f64)
+}
+
 /// Every ready task runs in every round, in a uniformly random order (the
 /// reference runtime's semantics).
 #[derive(Clone)]
 pub struct Uniform {
     rng: Xoshiro256PlusPlus,
+    faults: FaultStream,
 }
 
 impl Uniform {
@@ -106,6 +148,7 @@ impl Uniform {
     pub fn new(seed: u64) -> Self {
         Self {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            faults: FaultStream::new(seed),
         }
     }
 }
@@ -115,13 +158,17 @@ impl Scheduler for Uniform {
         "uniform".into()
     }
 
-    fn schedule(&mut self, ready: &mut [TaskId]) -> usize {
+    fn schedule(&mut self, ready: &mut [TaskId], _now: u64) -> usize {
         shuffle(&mut self.rng, ready);
         ready.len()
     }
 
     fn next_u64(&mut self) -> u64 {
         self.rng.next_u64()
+    }
+
+    fn fault(&mut self, _name: &dyn fmt::Display, p: f64) -> Option<u64> {
+        self.faults.decide(p)
     }
 
     fn fork(&self) -> Box<dyn Scheduler> {
@@ -139,8 +186,8 @@ mod tests {
         let (mut a, mut b) = (Uniform::new(7), Uniform::new(7));
         for _ in 0..10 {
             let (mut x, mut y) = (ids(20), ids(20));
-            assert_eq!(a.schedule(&mut x), 20);
-            b.schedule(&mut y);
+            assert_eq!(a.schedule(&mut x, 0), 20);
+            b.schedule(&mut y, 0);
             assert_eq!(x, y);
             assert_eq!(a.next_u64(), b.next_u64());
         }
@@ -151,7 +198,7 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for seed in 0..200 {
             let mut x = ids(3);
-            Uniform::new(seed).schedule(&mut x);
+            Uniform::new(seed).schedule(&mut x, 0);
             seen.insert(x.iter().map(|t| t.seq()).collect::<Vec<_>>());
         }
         assert_eq!(seen.len(), 6, "all 3! orders appear");

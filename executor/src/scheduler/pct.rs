@@ -38,10 +38,11 @@
 //! * Every random number comes from one seeded generator, drawn in a fixed
 //!   order (priority key, change points, then the run's numbers).
 
-use super::{shuffle, Scheduler};
+use super::{shuffle, FaultStream, Scheduler};
 use crate::task::TaskId;
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use std::fmt;
 
 /// Default estimate of a program's length in steps (polls).
 pub const DEFAULT_STEPS: u64 = 1_000;
@@ -51,6 +52,7 @@ pub const DEFAULT_STEPS: u64 = 1_000;
 #[derive(Clone)]
 pub struct Pct {
     rng: Xoshiro256PlusPlus,
+    faults: FaultStream,
     /// Key of the per-task priority hash.
     key: u64,
     depth: usize,
@@ -83,6 +85,7 @@ impl Pct {
         changes.sort_unstable();
         Self {
             rng,
+            faults: FaultStream::new(seed),
             key,
             depth,
             steps,
@@ -137,7 +140,7 @@ impl Scheduler for Pct {
         }
     }
 
-    fn schedule(&mut self, ready: &mut [TaskId]) -> usize {
+    fn schedule(&mut self, ready: &mut [TaskId], _now: u64) -> usize {
         if ready.is_empty() {
             return 0;
         }
@@ -167,6 +170,10 @@ impl Scheduler for Pct {
         self.rng.next_u64()
     }
 
+    fn fault(&mut self, _name: &dyn fmt::Display, p: f64) -> Option<u64> {
+        self.faults.decide(p)
+    }
+
     fn fork(&self) -> Box<dyn Scheduler> {
         Box::new(self.clone())
     }
@@ -182,7 +189,7 @@ mod tests {
         (0..rounds)
             .map(|_| {
                 let mut ready = ids(n);
-                assert_eq!(pct.schedule(&mut ready), 1);
+                assert_eq!(pct.schedule(&mut ready, 0), 1);
                 ready[0].seq()
             })
             .collect()
@@ -230,7 +237,7 @@ mod tests {
         let held = (0..3).filter(|t| !order.contains(t)).count();
         assert_eq!(held, 2, "two tasks held for 30 rounds");
         let mut ready = ids(3);
-        assert_eq!(pct.schedule(&mut ready), 3, "estimate used up: all run");
+        assert_eq!(pct.schedule(&mut ready, 0), 3, "estimate used up: all run");
     }
 
     #[test]
