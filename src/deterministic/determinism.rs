@@ -80,7 +80,7 @@ where
     Fut::Output: Send + 'static,
 {
     let run = || {
-        let (_, context) = run_once(config.clone(), Observe::Events, &body);
+        let (_, context) = run_once(config.clone(), Observe::EVENTS, &body);
         let core = context.core();
         (core.digest(), core.trace().unwrap_or_default())
     };

@@ -16,10 +16,13 @@
 //! * [`Injector`]: the live fault state. Like the disk, it belongs to the
 //!   simulated hardware rather than to one runtime instance, so a runtime
 //!   made by `recover()` keeps its partitions and settings.
-//! * The decisions ([`chance`], [`below`], [`ArrivalClock::arrival`]): every one is a
-//!   draw from the runtime's seeded generator (`Core::next_u64`, which the
-//!   auditor sees), so a seed injects the same faults at the same moments,
-//!   and every fault injected is folded into the auditor ([`audit`]).
+//! * Asking whether a fault fires ([`Injector::decide`]; the decision and
+//!   its [`Fault`] are `decision.rs`'s): a named decision of the scheduler,
+//!   from a stream of its own, recorded and replayed by name, so a seed
+//!   injects the same faults at the same moments and a shrinker can remove
+//!   them one by one. Latency and jitter ([`ArrivalClock::arrival`]) are
+//!   plain draws from the runtime's generator. Every fault injected is
+//!   folded into the auditor ([`audit`]).
 //! * [`Halt`]: where [`Runner::start_until`](super::Runner::start_until)
 //!   crashes a run.
 //!
@@ -28,9 +31,9 @@
 //!   cut, nothing here draws a random number or changes behaviour: a run is
 //!   identical, auditor state included, to one without fault injection. The
 //!   hot paths check that with one atomic load.
-//! * A probability of 0 or less never fires and draws nothing; 1 or more
-//!   always fires and draws nothing; anything between draws exactly one
-//!   number. NaN counts as 0.
+//! * A probability of 0 or less never fires and is not asked; 1 or more
+//!   always fires (and is still a decision a shrinker may remove); NaN
+//!   counts as 0.
 //! * Arrival times on one lane never decrease, so latency, jitter and
 //!   bandwidth delay bytes but never reorder them within a connection.
 //! * Maps are `BTreeMap`s/`BTreeSet`s: nothing observable depends on hash
@@ -39,15 +42,21 @@
 use super::{
     auditor::kind,
     clocks::ClockFaults,
+    decision::Fault,
     network::{Byzantine, Hooks},
+    timeline::Log,
     Context,
 };
 use commonware_executor::{Core, END_OF_TIME};
 use parking_lot::Mutex;
 use std::{
     collections::{BTreeMap, BTreeSet},
+    fmt,
     net::IpAddr,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, OnceLock,
+    },
     task::{Context as TaskContext, Poll, Waker},
     time::Duration,
 };
@@ -351,19 +360,6 @@ pub(crate) fn audit(core: &Core, what: u64, bytes: &[u8]) {
     core.audit(kind::FAULT, what, bytes);
 }
 
-/// Whether an event of probability `p` happens (see the module invariants
-/// for when this draws).
-pub(crate) fn chance(core: &Core, p: f64) -> bool {
-    if p >= 1.0 {
-        return true;
-    }
-    if p.is_nan() || p <= 0.0 {
-        return false;
-    }
-    // 53 random bits, as a uniform float in [0, 1).
-    ((core.next_u64() >> 11) as f64) * (1.0 / (1u64 << 53) as f64) < p
-}
-
 /// Panics, naming `setting`, unless `p` is a probability.
 fn check_probability(setting: impl FnOnce() -> String, p: f64) {
     if !(0.0..=1.0).contains(&p) {
@@ -371,8 +367,9 @@ fn check_probability(setting: impl FnOnce() -> String, p: f64) {
     }
 }
 
-/// A uniform number in `0..n` (`n > 0`; `n == 1` draws nothing).
-pub(crate) fn below(core: &Core, n: u64) -> u64 {
+/// A uniform number in `0..n` from the runtime's generator (`n == 1`
+/// draws nothing): a jitter draw.
+fn below(core: &Core, n: u64) -> u64 {
     match n {
         0 | 1 => 0,
         // The bias of a plain modulo is below 2^-40 for the small ranges
@@ -459,9 +456,41 @@ pub(crate) struct Injector {
     /// Some Byzantine hook is set.
     hooked: AtomicBool,
     cuts: Mutex<Cuts>,
+    /// The run's timeline log, once something draws the run (faults that
+    /// fire are logged here, with what the network and the harness did).
+    log: OnceLock<Arc<Log>>,
 }
 
 impl Injector {
+    /// Asks whether the fault `name` fires, with probability `p`, on the
+    /// node `lane` (see `decision.rs`): its parameters if it does.
+    pub(crate) fn decide(
+        &self,
+        core: &Core,
+        lane: IpAddr,
+        name: fmt::Arguments<'_>,
+        p: f64,
+    ) -> Option<Fault> {
+        let param = core.fault(&name, p);
+        if let Some(log) = self.log.get() {
+            if p > 0.0 {
+                log.asked(core.now(), lane, &name, param.is_some());
+            }
+        }
+        param.map(Fault::new)
+    }
+
+    /// The run's timeline log, if the run is drawn.
+    #[inline]
+    pub(crate) fn log(&self) -> Option<&Log> {
+        self.log.get().map(|log| &**log)
+    }
+
+    /// Starts logging the run for its timeline (a no-op if it is already).
+    pub(crate) fn start_log(&self) {
+        let _ = self.log.set(Arc::default());
+    }
+
     pub(crate) fn new(faults: Faults) -> Self {
         // What `set` would leave on a new injector (no cut, no hook yet),
         // without its locks: every runtime builds one.
@@ -475,6 +504,7 @@ impl Injector {
             hooks: Hooks::default(),
             hooked: AtomicBool::new(false),
             cuts: Mutex::new(Cuts::default()),
+            log: OnceLock::new(),
         }
     }
 
@@ -639,23 +669,42 @@ mod tests {
     }
 
     #[test]
-    fn certain_and_impossible_events_draw_nothing() {
+    fn impossible_faults_are_not_asked_and_certain_ones_fire() {
         let core = core(1);
+        let injector = Injector::new(Faults::default());
+        injector.start_log();
         let digest = core.digest();
         for p in [0.0, -1.0, f64::NAN] {
-            assert!(!chance(&core, p));
+            assert!(injector
+                .decide(&core, ip(1), format_args!("x"), p)
+                .is_none());
         }
-        assert!(chance(&core, 1.0));
-        assert_eq!(below(&core, 1), 0);
-        assert_eq!(core.digest(), digest);
-        chance(&core, 0.5);
-        assert_ne!(core.digest(), digest);
+        assert_eq!(core.digest(), digest, "not asked: nothing audited");
+        assert!(injector
+            .decide(&core, ip(1), format_args!("x"), 1.0)
+            .is_some());
+        assert_ne!(core.digest(), digest, "a fault that fires is audited");
+        let timeline = injector.log().unwrap().timeline(0, None, &[]);
+        assert_eq!(timeline.events.len(), 1, "only the ask with p > 0 counted");
+        // Faults never touch the random numbers `Context` hands out.
+        let (a, b) = (self::core(5), self::core(5));
+        for i in 0..100 {
+            injector.decide(&a, ip(1), format_args!("y {i}"), 0.5);
+        }
+        assert_eq!(a.next_u64(), b.next_u64());
     }
 
     #[test]
-    fn chance_matches_its_probability() {
+    fn decisions_match_their_probability() {
         let core = core(7);
-        let hits = (0..100_000).filter(|_| chance(&core, 0.3)).count();
+        let injector = Injector::new(Faults::default());
+        let hits = (0..100_000)
+            .filter(|_| {
+                injector
+                    .decide(&core, ip(1), format_args!("p"), 0.3)
+                    .is_some()
+            })
+            .count();
         assert!((29_000..31_000).contains(&hits), "{hits}");
     }
 

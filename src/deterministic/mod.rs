@@ -63,6 +63,7 @@
 // The runtime core: what a `Context` is and does.
 mod auditor;
 mod clocks;
+mod decision;
 mod failure;
 mod faults;
 mod metrics;
@@ -83,21 +84,22 @@ pub mod timeline;
 pub use auditor::Auditor;
 pub use clocks::{ClockFaults, ClockJump};
 pub use crash_states::{crash_states, CrashFailure, CrashStates, Explored};
+pub use decision::Fault;
 pub use determinism::{check_determinism, Divergence};
 pub use faults::{Faults, Halt, LinkFaults, PartitionMode, StorageFaults, SECTOR};
 pub use network::{Action, Byzantine, Listener, Message, Sink, Stream, REPLAY_WINDOW};
 pub use points::{Point, PointKind, Points};
-pub use run::{record, try_run, FailedRun};
-pub use shrink::{shrink, shrink_with, Shrunk};
+pub use run::{record, replay, replay_harness, try_run, FailedRun, ReplayError};
+pub use shrink::{shrink, shrink_harness, shrink_harness_with, shrink_with, Shrunk, MAX_RUNS};
 pub use storage::{Blob, Op, Partition, Persistence, Write, MAX_BLOB_LEN};
 pub use strategy::{ParseError, Schedule, Strategy, PCT_DEFAULT_STEPS};
-pub use sweep::{explore, ExploreError, Sweep, SweepError, Swept};
+pub use sweep::{explore, Each, ExploreError, Sweep, SweepError, Swept};
 pub use timeline::Timeline;
 
 use crate::{metrics::IoMetrics, Handle, Signal, Signaler};
 use auditor::kind;
 use commonware_executor::{
-    Core, CoreConfig, CrashPoint, Failure, RunLoop, Scheduler, Wait, WaitNote, END_OF_TIME,
+    Core, CoreConfig, CrashPoint, Failure, RunLoop, Wait, WaitNote, END_OF_TIME,
 };
 use failure::{panic_message, FailureLine};
 use governor::clock::{Clock as GClock, ReasonablyRealtime};
@@ -279,13 +281,7 @@ pub struct Executor;
 impl Executor {
     /// Initialize a new `deterministic` runtime with the given seed and cycle duration.
     pub fn init(cfg: Config) -> (Runner, Context, Arc<Auditor>) {
-        let scheduler = cfg.strategy.build(cfg.seed);
-        Self::build(cfg, scheduler)
-    }
-
-    /// [`Executor::init`] with `scheduler` in place of the executor strategy
-    /// `cfg.strategy` builds (`run` wraps it in a recorder).
-    fn build(cfg: Config, scheduler: Box<dyn Scheduler>) -> (Runner, Context, Arc<Auditor>) {
+        let scheduler = run::watched_scheduler(cfg.strategy.build(cfg.seed));
         if cfg.timeout.is_some() && cfg.cycle == Duration::default() {
             panic!("cycle duration must be non-zero when timeout is set");
         }
@@ -311,13 +307,9 @@ impl Executor {
             Arc::default(),
             faults,
         );
-        (
-            Runner {
-                runtime: runtime.clone(),
-            },
-            Context::new(runtime),
-            auditor,
-        )
+        let context = Context::new(runtime.clone());
+        run::watch_built(&context);
+        (Runner { runtime }, context, auditor)
     }
 
     /// Initialize a new `deterministic` runtime with the default configuration
@@ -380,6 +372,12 @@ impl Runner {
     {
         let runtime = &self.runtime;
         match runtime.executor.run_until(ROOT_TASK, f, halt) {
+            Ok(None) => {
+                if let Some(log) = runtime.faults.log() {
+                    log.power_cut(runtime.core.now());
+                }
+                None
+            }
             Ok(output) => output,
             Err(Failure::Panic { label, payload }) => {
                 runtime.report_failure(Some(&label), panic_message(&*payload));
@@ -450,17 +448,15 @@ impl Context {
         if let Some(points) = old.points.get() {
             let _ = successor.points.set(points.clone());
         }
-        let runtime = successor;
-        (
-            Runner {
-                runtime: runtime.clone(),
-            },
-            Self {
-                runtime,
-                ip: self.ip,
-            },
-            old.auditor.clone(),
-        )
+        if let Some(log) = successor.faults.log() {
+            log.recover(successor.core.now());
+        }
+        let context = Self {
+            runtime: successor.clone(),
+            ip: self.ip,
+        };
+        run::watch_built(&context);
+        (Runner { runtime: successor }, context, old.auditor.clone())
     }
 
     fn core(&self) -> &Core {

@@ -1,38 +1,166 @@
-//! One run with its panic caught: [`try_run`], [`record`] and the
-//! [`FailedRun`] they return. The sweep, the shrinker and the determinism
-//! check are built on [`run_once`].
+//! One run with its panic caught: [`try_run`], [`record`], [`replay`]
+//! and the [`FailedRun`] they return; [`Program`], what the tools run (a
+//! test body, or a whole [`Harness`] that builds its own runtimes, cuts the
+//! power and recovers). The sweep, the shrinker and the determinism check
+//! are built on [`run_program`].
+//!
+//! # How a harness is watched
+//! A [`Harness`] builds its runtimes itself, from the [`Config`] it is
+//! given, with `Executor::init` and `Context::recover`. While the tools
+//! run it, this thread carries a *watch* (`WATCH`): every runtime built on
+//! the thread gets what the tool asked for (a recorder, a trace, the
+//! reachability points, a timeline log), and the watch keeps the latest
+//! runtime so the tool can read its recording, time and auditor state once
+//! the harness returns or panics. A harness that builds two unrelated
+//! runtimes is followed to the last one.
 //!
 //! # Invariants
 //! * A caught run is the same run [`Runner::start`](crate::Runner::start)
 //!   would make with the same config: same draws, same audit events, same
-//!   failure line on stderr. Recording and tracing only watch.
+//!   failure line on stderr. Recording, tracing and logging only watch.
 //! * A [`FailedRun`] names everything that reproduces it (seed, strategy,
 //!   and the recorded schedule when there is one), and its `Display` is the
 //!   failure line of [`failure`](super::failure).
+//! * A watch is removed when its run ends, however it ends, and an outer
+//!   watch (a harness run inside a harness) is restored.
 
 use super::{failure, Config, Context, Executor, Schedule, Strategy};
 use crate::Runner as _;
-use commonware_executor::Recorder;
+use commonware_executor::{Recorder, Scheduler};
 use std::{
+    cell::RefCell,
     fmt,
     future::Future,
     panic::{catch_unwind, AssertUnwindSafe},
     sync::Arc,
     time::Duration,
 };
+use thiserror::Error;
 
 /// What a caught run keeps besides its result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Observe {
-    /// Nothing.
-    Nothing,
-    /// Every scheduling choice and random number, as a [`Schedule`]
-    /// (`Core::recording`).
-    Schedule,
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Observe {
+    /// Every scheduling choice, random number and fired fault, as a
+    /// [`Schedule`] (`Core::recording`).
+    pub schedule: bool,
     /// Every audit event, as a trace (`Core::trace`).
-    Events,
+    pub events: bool,
     /// The run's reachability points (`Context::collect_points`).
-    Points,
+    pub points: bool,
+    /// The run's timeline log (faults, messages, notes).
+    pub timeline: bool,
+}
+
+impl Observe {
+    pub const NOTHING: Self = Self {
+        schedule: false,
+        events: false,
+        points: false,
+        timeline: false,
+    };
+    pub const SCHEDULE: Self = Self {
+        schedule: true,
+        ..Self::NOTHING
+    };
+    pub const EVENTS: Self = Self {
+        events: true,
+        ..Self::NOTHING
+    };
+    pub const POINTS: Self = Self {
+        points: true,
+        ..Self::NOTHING
+    };
+}
+
+/// The watch of the runs on this thread (see the module docs).
+struct Watch {
+    observe: Observe,
+    latest: Option<Context>,
+}
+
+thread_local! {
+    static WATCH: RefCell<Option<Watch>> = const { RefCell::new(None) };
+}
+
+/// `scheduler`, wrapped in a recorder if this thread's watch records.
+pub(super) fn watched_scheduler(scheduler: Box<dyn Scheduler>) -> Box<dyn Scheduler> {
+    let record = WATCH.with(|watch| {
+        watch
+            .borrow()
+            .as_ref()
+            .is_some_and(|watch| watch.observe.schedule)
+    });
+    if record {
+        Box::new(Recorder::new(scheduler))
+    } else {
+        scheduler
+    }
+}
+
+/// Notes a runtime built on this thread (by `init` or `recover`): it gets
+/// what the watch observes, and becomes the one the watch follows.
+pub(super) fn watch_built(context: &Context) {
+    WATCH.with(|watch| {
+        let mut watch = watch.borrow_mut();
+        let Some(watch) = watch.as_mut() else {
+            return;
+        };
+        if watch.observe.events {
+            context.core().enable_trace();
+        }
+        if watch.observe.points {
+            context.collect_points();
+        }
+        if watch.observe.timeline {
+            context.runtime.faults.start_log();
+        }
+        watch.latest = Some(context.clone());
+    });
+}
+
+/// What the tools run: a test body (`Fn(Context) -> impl Future`, run as
+/// the root task of a fresh runtime) or a [`Harness`]. Internal: the public
+/// functions take one or the other as a closure (so its argument types are
+/// inferred) and come in pairs (`shrink` / `shrink_harness`, ...).
+pub(super) trait Program {
+    /// What a run returns.
+    type Output;
+
+    /// Runs once under `config`.
+    fn run(&self, config: Config) -> Self::Output;
+}
+
+impl<F, Fut> Program for F
+where
+    F: Fn(Context) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    type Output = Fut::Output;
+
+    fn run(&self, config: Config) -> Fut::Output {
+        let (runner, context, _) = Executor::init(config);
+        runner.start(self(context))
+    }
+}
+
+/// A whole run as a harness writes it (see the `*_harness` functions): a
+/// closure that, given the [`Config`] to run (its seed, strategy or
+/// schedule to replay), builds its runtime with [`Executor::init`], may
+/// start it with [`Runner::start_until`](super::Runner::start_until), cut
+/// the power, continue in [`Context::recover`] any number of times, and
+/// returns what it found, panicking on a failure.
+pub(super) struct Harness<H>(pub H);
+
+impl<H, T> Program for Harness<H>
+where
+    H: Fn(Config) -> T,
+{
+    type Output = T;
+
+    fn run(&self, config: Config) -> T {
+        (self.0)(config)
+    }
 }
 
 /// A run that panicked, with what it takes to reproduce it.
@@ -110,9 +238,40 @@ impl fmt::Debug for FailedRun {
     }
 }
 
-/// Runs `body` on a fresh runtime built from `config`, keeping what
-/// `observe` asks for, and returns its output or its failure, along with
-/// the context (whose core holds the recording or trace).
+/// Runs `program` once under `config` with this thread watched as
+/// `observe` asks, and returns its output or its failure, along with the
+/// context of the last runtime it built (whose core holds the recording or
+/// trace), if it built one.
+pub(super) fn run_program<P: Program>(
+    config: Config,
+    observe: Observe,
+    program: &P,
+) -> (Result<P::Output, Box<FailedRun>>, Option<Context>) {
+    let (seed, strategy) = (config.seed, config.strategy.clone());
+    let outer = WATCH.with(|watch| {
+        watch.borrow_mut().replace(Watch {
+            observe,
+            latest: None,
+        })
+    });
+    let result = catch_unwind(AssertUnwindSafe(|| program.run(config)));
+    let watch = WATCH.with(|watch| std::mem::replace(&mut *watch.borrow_mut(), outer));
+    let latest = watch.and_then(|watch| watch.latest);
+    let result = result.map_err(|payload| {
+        let core = latest.as_ref().map(Context::core);
+        Box::new(FailedRun {
+            seed,
+            strategy,
+            message: failure::panic_message(&*payload).to_string(),
+            time: Duration::from_nanos(core.map_or(0, |core| core.now())),
+            auditor: core.map(|core| core.digest()).unwrap_or_default(),
+            schedule: core.and_then(|core| core.recording()),
+        })
+    });
+    (result, latest)
+}
+
+/// [`run_program`] for a test body: the runtime it builds is always there.
 pub(super) fn run_once<F, Fut>(
     config: Config,
     observe: Observe,
@@ -123,31 +282,13 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
-    let (seed, strategy) = (config.seed, config.strategy.clone());
-    let scheduler = config.strategy.build(config.seed);
-    let scheduler = match observe {
-        Observe::Schedule => Box::new(Recorder::new(scheduler)),
-        Observe::Nothing | Observe::Events | Observe::Points => scheduler,
+    let body = std::cell::Cell::new(Some(body));
+    let body = |context: Context| {
+        let body = body.take().expect("a test body runs once");
+        body(context)
     };
-    let (runner, context, _) = Executor::build(config, scheduler);
-    let core = context.core().clone();
-    match observe {
-        Observe::Events => core.enable_trace(),
-        Observe::Points => context.collect_points(),
-        Observe::Nothing | Observe::Schedule => {}
-    }
-    let future = body(context.clone());
-    let result = catch_unwind(AssertUnwindSafe(|| runner.start(future))).map_err(|payload| {
-        Box::new(FailedRun {
-            seed,
-            strategy,
-            message: failure::panic_message(&*payload).to_string(),
-            time: Duration::from_nanos(core.now()),
-            auditor: core.digest(),
-            schedule: core.recording(),
-        })
-    });
-    (result, context)
+    let (result, context) = run_program(config, observe, &body);
+    (result, context.expect("the body's runtime was built"))
 }
 
 /// Runs `body` once under `config`, catching a panic (of any task, or a
@@ -158,7 +299,7 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
-    run_once(config.clone(), Observe::Nothing, body).0
+    run_once(config.clone(), Observe::NOTHING, body).0
 }
 
 /// Like [`try_run`], and also returns the run's [`Schedule`] (every
@@ -171,7 +312,86 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
-    let (result, context) = run_once(config.clone(), Observe::Schedule, body);
+    let (result, context) = run_once(config.clone(), Observe::SCHEDULE, body);
     let schedule = context.core().recording().unwrap_or_default();
     (result, schedule)
+}
+
+/// Why a [`replay`] did not pass.
+#[derive(Debug, Error)]
+pub enum ReplayError {
+    /// The schedule belongs to another program (or to this one before a
+    /// change): where the run stops matching it. The run's own outcome
+    /// means nothing then, so it is not reported.
+    #[error("the schedule does not match this program: {0}")]
+    Mismatch(String),
+    /// The run matched the schedule and failed.
+    #[error("{0}")]
+    Failed(Box<FailedRun>),
+}
+
+/// Replays `schedule` (recorded, shrunk, or pasted from a failure report)
+/// on the test body `body` under `config` (its registry, cycle, timeout
+/// and faults; the seed is not used). Returns the output if the run
+/// passed, the failure if it failed, or, if the run does not match the
+/// schedule (a listed round never comes or runs a task that is not ready,
+/// a listed fault is never asked about, fewer random numbers are drawn
+/// than listed), where it stops matching. [`replay_harness`] replays a
+/// whole harness run.
+///
+/// ```no_run
+/// use commonware_runtime::deterministic::{self, Config, ReplayError};
+///
+/// let schedule = "412:7!;;crash node 2#4=9c3e".parse().unwrap();
+/// match deterministic::replay(&Config::default(), &schedule, |_context| async {}) {
+///     Ok(()) => println!("passes now"),
+///     Err(ReplayError::Failed(failure)) => println!("still fails: {failure}"),
+///     Err(ReplayError::Mismatch(why)) => println!("not this program's schedule: {why}"),
+/// }
+/// ```
+pub fn replay<F, Fut>(
+    config: &Config,
+    schedule: &Schedule,
+    body: F,
+) -> Result<Fut::Output, ReplayError>
+where
+    F: Fn(Context) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    replay_program(config, schedule, &body)
+}
+
+/// [`replay`] for a whole harness run (every epoch it starts, cuts and
+/// recovers), given as a closure from the [`Config`] to run to its result.
+pub fn replay_harness<H, T>(
+    config: &Config,
+    schedule: &Schedule,
+    harness: H,
+) -> Result<T, ReplayError>
+where
+    H: Fn(Config) -> T,
+{
+    replay_program(config, schedule, &Harness(harness))
+}
+
+fn replay_program<P: Program>(
+    config: &Config,
+    schedule: &Schedule,
+    program: &P,
+) -> Result<P::Output, ReplayError> {
+    let config = Config {
+        strategy: Strategy::Replay(Arc::new(schedule.clone())),
+        ..config.clone()
+    };
+    let (result, context) = run_program(config, Observe::NOTHING, program);
+    let Some(context) = context else {
+        return Err(ReplayError::Mismatch(
+            "the program built no deterministic runtime".into(),
+        ));
+    };
+    if let Some(mismatch) = context.core().replay_mismatch() {
+        return Err(ReplayError::Mismatch(mismatch));
+    }
+    result.map_err(ReplayError::Failed)
 }

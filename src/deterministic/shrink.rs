@@ -1,39 +1,65 @@
 //! Shrinking: [`shrink`] and [`shrink_with`] delta-debug a failing run's
-//! recorded [`Schedule`] down to the few decisions that matter.
+//! recorded [`Schedule`] (its faults, scheduling choices and random
+//! numbers) down to the few that matter, and tell what is left as a story
+//! and a [`Timeline`].
 //!
 //! # Invariants
-//! * Every candidate is judged by replaying it on a fresh runtime with
-//!   [`Strategy::Replay`]; the result is a schedule whose replay still
-//!   fails in a way the caller accepts, and from which no decision can be
-//!   dropped or defaulted, nor any random number zeroed, without losing
-//!   that failure (the executor's `shrink` does the search).
-//! * The description names tasks by the labels of the final replay's
-//!   trace, so it reads the same on every machine.
+//! * Every candidate is judged by replaying it on a fresh run of the
+//!   program with [`Strategy::Replay`] (a whole [`Harness`](super::Harness)
+//!   run, every epoch of it, or a test body); the result is a schedule
+//!   whose replay still fails in a way the caller accepts, and from which
+//!   no fault can be removed, no decision dropped or defaulted, nor any
+//!   random number zeroed, without losing that failure (the executor's
+//!   `shrink_schedule` does the search), within [`MAX_RUNS`] replays.
+//! * The result is the recording of its own replay, so it lists exactly
+//!   what that run did ([`replay`](super::replay) finds no mismatch), and
+//!   replaying it fails identically: same message, time and auditor state.
+//! * Shrinking is deterministic: the same failure and program shrink to
+//!   the same schedule on every run and machine (the budget counts
+//!   replays, not seconds).
+//! * The story and description name tasks by the labels of the final
+//!   replay's trace, so they read the same on every machine.
 
 use super::{
-    run::{run_once, FailedRun, Observe},
+    run::{run_program, FailedRun, Harness, Observe, Program},
+    timeline::Timeline,
     Config, Context, Schedule, Strategy,
 };
 use std::{future::Future, sync::Arc};
 
-/// A shrunk failing schedule.
+/// Most replays one shrink makes; past it, the search stops where it is
+/// (the result still fails, it may just not be minimal).
+pub const MAX_RUNS: usize = 20_000;
+
+/// A shrunk failing schedule, and what it tells.
 #[derive(Clone, Debug)]
 pub struct Shrunk {
-    /// The minimal schedule: replay it with [`Strategy::Replay`].
+    /// The minimal schedule: replay it with [`replay`](super::replay) or
+    /// [`Strategy::Replay`]; its `Display` form pastes into a test.
     pub schedule: Schedule,
-    /// The failure it still produces.
+    /// The failure it still produces (its schedule is `schedule`).
     pub failure: Box<FailedRun>,
-    /// The schedule, one decision per line, tasks named by label.
+    /// The schedule, one fault or decision per line, tasks named by label.
     pub description: String,
-    /// Runs the shrinker made.
+    /// The shrunk run as a short timeline in virtual time: the faults left,
+    /// the decisive scheduling choices, what the program logged with
+    /// [`Context::note`], and the failure.
+    pub story: String,
+    /// The shrunk run, drawable ([`Timeline::to_html`],
+    /// [`Timeline::to_chrome_json`]).
+    pub timeline: Timeline,
+    /// Faults and scheduling decisions of the schedule before shrinking.
+    pub before: (usize, usize),
+    /// Replays the shrinker made.
     pub runs: usize,
 }
 
-/// Shrinks the recorded schedule of `failure` (from
-/// [`record`](super::record) or a sweep) to a minimal one that still fails
-/// with the same message: no decision can be dropped or defaulted, no
-/// random number zeroed, without losing it. See [`shrink_with`] to keep a
-/// different notion of "the same failure".
+/// Shrinks the recorded schedule of `failure` (from [`record`](super::record),
+/// a sweep, or with `failure.schedule` empty: then its seed is run once
+/// more, recorded) of the test body `body` to a minimal one that still
+/// fails with the same message. See [`shrink_with`] to keep a different
+/// notion of "the same failure", and [`shrink_harness`] for a whole
+/// harness run. `None` if the failure does not reproduce.
 pub fn shrink<F, Fut>(config: &Config, failure: &FailedRun, body: F) -> Option<Shrunk>
 where
     F: Fn(Context) -> Fut,
@@ -41,48 +67,158 @@ where
     Fut::Output: Send + 'static,
 {
     let message = failure.message.clone();
-    shrink_with(config, failure.schedule.as_ref()?, body, |f| {
-        f.message == message
-    })
+    let schedule = schedule_of(config, failure, &body)?;
+    shrink_program(config, &schedule, &body, |f| f.message == message)
 }
 
-/// Shrinks `schedule`, keeping every candidate whose replay fails in a way
-/// `keep` accepts. Returns `None` if `schedule` itself does not.
+/// Shrinks `schedule` of the test body `body`, keeping every candidate
+/// whose replay fails in a way `keep` accepts. Returns `None` if
+/// `schedule` itself does not.
 pub fn shrink_with<F, Fut>(
     config: &Config,
     schedule: &Schedule,
     body: F,
-    mut keep: impl FnMut(&FailedRun) -> bool,
+    keep: impl FnMut(&FailedRun) -> bool,
 ) -> Option<Shrunk>
 where
     F: Fn(Context) -> Fut,
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
+    shrink_program(config, schedule, &body, keep)
+}
+
+/// [`shrink`] for a whole harness run: `harness` builds its runtimes from
+/// the [`Config`] it is given (with [`Executor::init`](super::Executor::init)),
+/// may cut the power and [`recover`](super::Context::recover) any number
+/// of times, and panics on a failure. The faults it injects through
+/// [`Context::fault`] are shrunk with the runtime's own and the scheduling
+/// choices, across every epoch.
+pub fn shrink_harness<H, T>(config: &Config, failure: &FailedRun, harness: H) -> Option<Shrunk>
+where
+    H: Fn(Config) -> T,
+{
+    let message = failure.message.clone();
+    let harness = Harness(harness);
+    let schedule = schedule_of(config, failure, &harness)?;
+    shrink_program(config, &schedule, &harness, |f| f.message == message)
+}
+
+/// [`shrink_with`] for a whole harness run (see [`shrink_harness`]).
+pub fn shrink_harness_with<H, T>(
+    config: &Config,
+    schedule: &Schedule,
+    harness: H,
+    keep: impl FnMut(&FailedRun) -> bool,
+) -> Option<Shrunk>
+where
+    H: Fn(Config) -> T,
+{
+    shrink_program(config, schedule, &Harness(harness), keep)
+}
+
+/// The recorded schedule of `failure`: its own, or its seed's run once
+/// more under a recorder, if that fails the same way.
+fn schedule_of<P: Program>(config: &Config, failure: &FailedRun, program: &P) -> Option<Schedule> {
+    if let Some(schedule) = &failure.schedule {
+        return Some(schedule.clone());
+    }
+    let rerun = failure.config(config, false);
+    match run_program(rerun, Observe::SCHEDULE, program) {
+        (Err(again), Some(context)) if again.same_failure(failure) => context.core().recording(),
+        _ => None,
+    }
+}
+
+fn shrink_program<P: Program>(
+    config: &Config,
+    schedule: &Schedule,
+    program: &P,
+    mut keep: impl FnMut(&FailedRun) -> bool,
+) -> Option<Shrunk> {
     let replay = |schedule: &Schedule, observe: Observe| {
         let config = Config {
             strategy: Strategy::Replay(Arc::new(schedule.clone())),
             ..config.clone()
         };
-        run_once(config, observe, &body)
+        run_program(config, observe, program)
     };
     let mut runs = 0;
     let mut fails = |candidate: &Schedule| {
+        if runs >= MAX_RUNS {
+            return false;
+        }
         runs += 1;
-        matches!(replay(candidate, Observe::Nothing).0, Err(failure) if keep(&failure))
+        matches!(replay(candidate, Observe::NOTHING).0, Err(failure) if keep(&failure))
     };
     if !fails(schedule) {
         return None;
     }
-    let shrunk = commonware_executor::shrink_schedule(schedule, fails);
-    let (result, context) = replay(&shrunk, Observe::Events);
-    let failure = result.err()?;
+    let shrunk = commonware_executor::shrink_schedule(schedule, &mut fails);
+    // The final replay, watched: its own recording is the result.
+    let watched = Observe {
+        schedule: true,
+        events: true,
+        points: false,
+        timeline: true,
+    };
+    let (result, context) = replay(&shrunk, watched);
+    let (failure, context) = (result.err()?, context?);
+    let recorded = canonical(context.core().recording()?);
+    let timeline = timeline_of(&context, &failure);
     let trace = context.core().trace().unwrap_or_default();
-    let description = shrunk.describe(|seq| trace.label(seq).map(str::to_string));
+    let description = recorded.describe(|seq| trace.label(seq).map(str::to_string));
+    let mut failure = failure;
+    failure.schedule = Some(recorded.clone());
     Some(Shrunk {
-        schedule: shrunk,
-        failure,
+        story: timeline.story(),
+        timeline,
         description,
+        before: (schedule.faults().count(), schedule.decisions().count()),
+        schedule: recorded,
+        failure,
         runs,
     })
+}
+
+/// `recording` without its trailing zero random numbers (a replay draws
+/// zeros past the end of the list anyway).
+fn canonical(recording: Schedule) -> Schedule {
+    let mut randoms = recording.randoms().to_vec();
+    while randoms.last() == Some(&0) {
+        randoms.pop();
+    }
+    let mut schedule = Schedule::new();
+    for decision in recording.decisions() {
+        schedule.push_round(decision.round, decision.order, decision.hold);
+    }
+    for value in randoms {
+        schedule.push_random(value);
+    }
+    for fault in recording.faults() {
+        schedule.push_fault(fault.name, fault.occurrence, fault.param);
+    }
+    schedule
+}
+
+/// The timeline of a watched run that failed with `failure`: what its log
+/// holds, its recorded scheduling decisions in words, and the failure.
+pub(super) fn timeline_of(context: &Context, failure: &FailedRun) -> Timeline {
+    let core = context.core();
+    let trace = core.trace().unwrap_or_default();
+    let label = |seq: u64| trace.label(seq).map(str::to_string);
+    let decisions: Vec<(u64, String)> = match (core.recording(), core.decision_times()) {
+        (Some(schedule), Some(times)) => schedule
+            .decisions()
+            .zip(times)
+            .map(|(decision, at)| (at, decision.describe(&label)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let end = failure.time.as_nanos() as u64;
+    let failed = Some((end, failure.message.clone()));
+    match context.runtime.faults.log() {
+        Some(log) => log.timeline(end, failed, &decisions),
+        None => Timeline::default(),
+    }
 }

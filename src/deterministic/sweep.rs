@@ -17,7 +17,7 @@
 //!   run; threads only decide which seed runs where, never how.
 
 use super::{
-    run::{record, run_once, FailedRun, Observe},
+    run::{run_program, FailedRun, Harness, Observe, Program},
     Config, Context, Points, Strategy,
 };
 use parking_lot::Mutex;
@@ -165,6 +165,10 @@ impl Sweep {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
+        self.calibrated_program(body)
+    }
+
+    fn calibrated_program<P: Program>(&self, program: &P) -> Config {
         let mut config = self.config.clone();
         if config.strategy.wants_steps() {
             let probe = Config {
@@ -173,11 +177,21 @@ impl Sweep {
                 registry: Arc::new(std::sync::Mutex::new(Registry::default())),
                 ..config.clone()
             };
-            let (_, context) = run_once(probe, Observe::Nothing, body);
-            let steps = context.core().polls().max(1);
+            let (_, context) = run_program(probe, Observe::NOTHING, program);
+            let steps = context.map_or(1, |context| context.core().polls().max(1));
             config.strategy = config.strategy.with_steps(steps);
         }
         config
+    }
+
+    /// The config of one seed's run: the template's, with the seed and a
+    /// registry of its own.
+    fn config_of(template: &Config, seed: u64) -> Config {
+        Config {
+            seed,
+            registry: Arc::new(std::sync::Mutex::new(Registry::default())),
+            ..template.clone()
+        }
     }
 
     /// Runs `body` for every seed of the sweep, collecting each run's
@@ -189,7 +203,21 @@ impl Sweep {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        let template = self.calibrated(&body);
+        self.run_program(&body)
+    }
+
+    /// [`Sweep::run`] for a whole harness run: `harness` builds its
+    /// runtimes from the [`Config`] it is given (see
+    /// [`shrink_harness`](super::shrink_harness)) and panics on a failure.
+    pub fn run_harness<H, T>(&self, harness: H) -> Result<Swept, Box<FailedRun>>
+    where
+        H: Fn(Config) -> T + Sync,
+    {
+        self.run_program(&Harness(harness))
+    }
+
+    fn run_program<P: Program + Sync>(&self, program: &P) -> Result<Swept, Box<FailedRun>> {
+        let template = self.calibrated_program(program);
         let next = AtomicU64::new(0);
         let lowest = AtomicU64::new(u64::MAX);
         let found: Mutex<Option<Box<FailedRun>>> = Mutex::new(None);
@@ -202,15 +230,12 @@ impl Sweep {
             if seed > lowest.load(Ordering::Acquire) {
                 return;
             }
-            let config = Config {
-                seed,
-                registry: Arc::new(std::sync::Mutex::new(Registry::default())),
-                ..template.clone()
-            };
             ran.fetch_add(1, Ordering::Relaxed);
-            let (result, context) = run_once(config, Observe::Points, &body);
-            points.lock().add(seed, &context);
-            drop(context);
+            let config = Self::config_of(&template, seed);
+            let (result, context) = run_program(config, Observe::POINTS, program);
+            if let Some(context) = context {
+                points.lock().add(seed, &context);
+            }
             if let Err(failure) = result {
                 let mut found = found.lock();
                 if seed < lowest.load(Ordering::Acquire) {
@@ -220,39 +245,100 @@ impl Sweep {
                 return;
             }
         };
-        if self.threads == 1 {
-            worker();
-        } else {
-            std::thread::scope(|scope| {
-                for _ in 0..self.threads {
-                    scope.spawn(worker);
-                }
-            });
-        }
+        self.on_threads(worker);
         match found.into_inner() {
             None => Ok(Swept {
                 seeds: ran.into_inner(),
                 threads: self.threads,
                 points: points.into_inner(),
             }),
-            Some(failure) => {
-                let config = failure.config(&template, false);
-                let (rerun, schedule) = record(&config, &body);
-                let mut failure = failure;
-                match rerun {
-                    Err(again) if again.same_failure(&failure) => {
-                        failure.schedule = Some(schedule);
-                    }
-                    _ => {
-                        failure.message.push_str(
-                            "\n  (running this seed again did not fail the same way: the body is not deterministic; see deterministic::check_determinism)",
-                        );
-                    }
-                }
-                Err(failure)
-            }
+            Some(failure) => Err(Self::recorded(failure, &template, program)),
         }
     }
+
+    /// Runs the whole harness run `harness` (see [`Sweep::run_harness`])
+    /// for every seed of the sweep, failing or not, and returns each seed's
+    /// result in seed order, with the tally of the reachability points. The
+    /// failures carry no schedule: [`shrink_harness`](super::shrink_harness)
+    /// records the one it shrinks.
+    pub fn each_harness<H, T>(&self, harness: H) -> Each<T>
+    where
+        H: Fn(Config) -> T + Sync,
+        T: Send,
+    {
+        let harness = Harness(harness);
+        let template = self.calibrated_program(&harness);
+        let seeds: Vec<u64> = self.seeds().collect();
+        let next = AtomicU64::new(0);
+        let results = Mutex::new(Vec::with_capacity(seeds.len()));
+        let points = Mutex::new(Points::default());
+        let worker = || loop {
+            let index = next.fetch_add(1, Ordering::Relaxed) as usize;
+            let Some(&seed) = seeds.get(index) else {
+                return;
+            };
+            let config = Self::config_of(&template, seed);
+            let (result, context) = run_program(config, Observe::POINTS, &harness);
+            if let Some(context) = context {
+                points.lock().add(seed, &context);
+            }
+            results.lock().push((seed, result));
+        };
+        self.on_threads(worker);
+        let mut runs = results.into_inner();
+        runs.sort_by_key(|(seed, _)| *seed);
+        Each {
+            runs,
+            threads: self.threads,
+            points: points.into_inner(),
+        }
+    }
+
+    /// Runs `worker` on the sweep's threads (on this one if it has one).
+    fn on_threads(&self, worker: impl Fn() + Sync) {
+        if self.threads == 1 {
+            worker();
+        } else {
+            std::thread::scope(|scope| {
+                for _ in 0..self.threads {
+                    scope.spawn(&worker);
+                }
+            });
+        }
+    }
+
+    /// `failure` with its schedule, recorded by running its seed once more.
+    fn recorded<P: Program>(
+        mut failure: Box<FailedRun>,
+        template: &Config,
+        program: &P,
+    ) -> Box<FailedRun> {
+        let config = failure.config(template, false);
+        let (rerun, context) = run_program(config, Observe::SCHEDULE, program);
+        let schedule = context.and_then(|context| context.core().recording());
+        match (rerun, schedule) {
+            (Err(again), Some(schedule)) if again.same_failure(&failure) => {
+                failure.schedule = Some(schedule);
+            }
+            _ => {
+                failure.message.push_str(
+                    "\n  (running this seed again did not fail the same way: the program is not deterministic; see deterministic::check_determinism)",
+                );
+            }
+        }
+        failure
+    }
+}
+
+/// What [`Sweep::each_harness`] found: every seed's result, in seed order.
+#[derive(Debug)]
+pub struct Each<T> {
+    /// `(seed, output or failure)`, in seed order.
+    pub runs: Vec<(u64, Result<T, Box<FailedRun>>)>,
+    /// OS threads used.
+    pub threads: usize,
+    /// Every reachability point the runs declared (as in [`Swept::points`]).
+    pub points: Points,
 }
 
 fn parse_seeds(text: &str) -> Option<Range<u64>> {

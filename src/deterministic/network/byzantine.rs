@@ -21,7 +21,7 @@
 //!   behaviour delivers goes through the connection's ordered path.
 
 use crate::deterministic::{
-    faults::{self, what},
+    faults::{self, what, Injector},
     Context,
 };
 use commonware_executor::Core;
@@ -185,6 +185,7 @@ fn code(action: &Action) -> u8 {
 /// remembers it in `history` for replays.
 pub(super) fn decide(
     core: &Core,
+    injector: &Injector,
     rates: &Byzantine,
     hooks: &Hooks,
     message: &Message<'_>,
@@ -193,9 +194,13 @@ pub(super) fn decide(
 ) -> Deliveries {
     let msg = message.payload;
     let mut action = Action::Pass;
-    if rates.active() {
-        // One draw: a uniform in [0, 1) against the cumulative rates.
-        let u = ((core.next_u64() >> 11) as f64) * (1.0 / (1u64 << 53) as f64);
+    let (from, to) = (message.from, message.to);
+    let total = rates.drop + rates.delay + rates.duplicate + rates.corrupt + rates.replay;
+    let mut fault = injector.decide(core, from, format_args!("byzantine {from}>{to}"), total);
+    if let Some(fault) = &mut fault {
+        // Which action: a uniform in [0, total) against the cumulative
+        // rates, from the fault's own parameters.
+        let u = fault.unit() * total.min(1.0);
         let mut edge = 0.0;
         for (rate, candidate) in [
             (rates.drop, Action::Drop),
@@ -205,14 +210,14 @@ pub(super) fn decide(
             (rates.replay, Action::Replay),
         ] {
             edge += rate;
+            action = candidate;
             if u < edge {
-                action = candidate;
                 break;
             }
         }
         if action == Action::Delay(Duration::ZERO) {
             let max = u64::try_from(rates.max_delay.as_nanos()).unwrap_or(u64::MAX);
-            let nanos = faults::below(core, max.saturating_add(1));
+            let nanos = fault.below(max.saturating_add(1));
             action = Action::Delay(Duration::from_nanos(nanos));
         }
     }
@@ -243,16 +248,16 @@ pub(super) fn decide(
         Action::Duplicate => vec![msg.to_vec(), msg.to_vec()],
         Action::Corrupt => {
             let mut bytes = msg.to_vec();
-            if !bytes.is_empty() {
-                let bit = faults::below(core, bytes.len() as u64 * 8);
+            if let (false, Some(fault)) = (bytes.is_empty(), &mut fault) {
+                let bit = fault.below(bytes.len() as u64 * 8);
                 bytes[(bit / 8) as usize] ^= 1 << (bit % 8);
             }
             vec![bytes]
         }
         Action::Replay => {
             let mut payloads = vec![msg.to_vec()];
-            if !history.is_empty() {
-                let index = faults::below(core, history.len() as u64) as usize;
+            if let (false, Some(fault)) = (history.is_empty(), &mut fault) {
+                let index = fault.below(history.len() as u64) as usize;
                 payloads.push(history[index].clone());
             }
             payloads

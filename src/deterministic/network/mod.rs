@@ -268,11 +268,17 @@ impl Sockets {
 
     fn dial(&self, origin: IpAddr, address: SocketAddr) -> Result<(Sink, Stream), Error> {
         if self.faults.network_active() {
-            let refused = self.faults.is_cut(origin, address.ip())
-                || faults::chance(
-                    &self.core,
-                    self.faults.link(origin, address.ip()).0.dial_failure,
-                );
+            let to = address.ip();
+            let refused = self.faults.is_cut(origin, to)
+                || self
+                    .faults
+                    .decide(
+                        &self.core,
+                        origin,
+                        format_args!("dial failure {origin}>{to}"),
+                        self.faults.link(origin, to).0.dial_failure,
+                    )
+                    .is_some();
             if refused {
                 audit_address(&self.core, kind::FAULT, what::DIAL, address);
                 return Err(Error::ConnectionFailed);
@@ -447,7 +453,12 @@ impl Sink {
                 settings
             }
         };
-        if faults::chance(&conn.core, settings.reset) {
+        let reset = format_args!("reset {from}>{to}");
+        if conn
+            .faults
+            .decide(&conn.core, from, reset, settings.reset)
+            .is_some()
+        {
             conn.reset();
             return Err(Error::SendFailed);
         }
@@ -462,6 +473,7 @@ impl Sink {
             let word = self.word;
             let deliveries = byzantine::decide(
                 &conn.core,
+                &conn.faults,
                 &settings.byzantine,
                 conn.faults.hooks(),
                 &message,
@@ -478,6 +490,16 @@ impl Sink {
         self.deliver(&settings, msg)
     }
 
+    /// Logs `bytes` sent now, arriving at `arrives`, when the run is drawn.
+    #[inline]
+    fn log(&self, bytes: usize, arrives: u64) {
+        let conn = &*self.conn;
+        if let Some(log) = conn.faults.log() {
+            let (from, to) = conn.ends(self.direction);
+            log.message(conn.core.now(), from, to, arrives, bytes);
+        }
+    }
+
     /// Carries `msg` over the link with `settings`: straight into the pipe,
     /// or through the lane when it must arrive later.
     fn deliver(&mut self, settings: &LinkFaults, msg: &[u8]) -> Result<(), Error> {
@@ -485,7 +507,9 @@ impl Sink {
         let (from, to) = conn.ends(self.direction);
         if !settings.delays() && !conn.faults.is_cut(from, to) {
             if let Some(pipe) = &self.pipe {
-                return pipe.push(msg);
+                pipe.push(msg)?;
+                self.log(msg.len(), conn.core.now());
+                return Ok(());
             }
         }
         let start = self.pipe.is_some();
@@ -501,6 +525,7 @@ impl Sink {
                 .clock
                 .arrival(&conn.core, settings, msg.len(), conn.core.now());
             lane.queue.push_back((at, msg.to_vec()));
+            self.log(msg.len(), at);
             lane.carrier.take()
         };
         if start {
@@ -522,7 +547,10 @@ impl crate::Sink for Sink {
             return Err(Error::SendFailed);
         }
         match &self.pipe {
-            Some(pipe) if !conn.faults.network_active() => pipe.push(msg)?,
+            Some(pipe) if !conn.faults.network_active() => {
+                pipe.push(msg)?;
+                self.log(msg.len(), conn.core.now());
+            }
             _ => self.send_with_faults(msg)?,
         }
         let conn = &*self.conn;

@@ -27,6 +27,7 @@ use super::{
 use crate::{
     deterministic::{
         auditor::kind,
+        decision::Fault,
         faults::{self, what, Injector, StorageFaults, SECTOR},
     },
     hex,
@@ -35,7 +36,7 @@ use crate::{
 };
 use commonware_executor::Core;
 use parking_lot::Mutex;
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 /// What the clones of one [`Blob`] share.
 pub(super) struct Shared {
@@ -43,6 +44,8 @@ pub(super) struct Shared {
     pub(super) metrics: Arc<IoMetrics>,
     pub(super) disk: Arc<Disk>,
     pub(super) injector: Arc<Injector>,
+    /// The node that opened the handle (the lane its faults are drawn on).
+    pub(super) ip: IpAddr,
     pub(super) partition: String,
     pub(super) name: Vec<u8>,
     /// Identity of the blob this handle opened: the only one it publishes to.
@@ -68,8 +71,16 @@ impl Shared {
         self.injector.storage(&self.partition)
     }
 
+    /// Asks whether the storage fault `kind` (e.g. `write error`) fires
+    /// on this handle's partition, with probability `p`.
+    fn decide(&self, kind: &str, p: f64) -> Option<Fault> {
+        let partition = &self.partition;
+        let name = format_args!("{kind} in {partition}");
+        self.injector.decide(&self.core, self.ip, name, p)
+    }
+
     /// Audits an injected fault about this handle.
-    fn fault(&self, what: u64, offset: u64) {
+    fn audit_fault(&self, what: u64, offset: u64) {
         faults::audit(&self.core, what, &self.word(offset).to_le_bytes());
     }
 
@@ -82,8 +93,8 @@ impl Shared {
             recorder.crash_point(&self.disk, label);
         }
         let faults = self.faults();
-        if faults::chance(&self.core, faults.sync) {
-            self.fault(what::SYNC, 0);
+        if self.decide("sync error", faults.sync).is_some() {
+            self.audit_fault(what::SYNC, 0);
             return Err(error(self.partition.clone(), hex(&self.name)));
         }
         let mut state = self.state.lock();
@@ -110,8 +121,12 @@ impl Drop for Shared {
         let Some(changes) = state.unsynced.take().filter(|c| !c.is_empty()) else {
             return;
         };
-        let kept = faults::below(&self.core, changes.len() as u64 + 1) as usize;
-        self.fault(what::TORN, kept as u64);
+        // Always a tear, and still a decision a shrinker can remove (then
+        // nothing unsynced survives, as without torn writes).
+        let kept = self
+            .decide("torn write", 1.0)
+            .map_or(0, |mut tear| tear.below(changes.len() as u64 + 1) as usize);
+        self.audit_fault(what::TORN, kept as u64);
         if kept == 0 {
             return;
         }
@@ -183,19 +198,22 @@ impl crate::Blob for Blob {
             if end > state.image.len {
                 return Err(Error::BlobInsufficientLength);
             }
-            if faults::chance(&shared.core, faults.read) {
-                shared.fault(what::READ, offset);
+            if shared.decide("read error", faults.read).is_some() {
+                shared.audit_fault(what::READ, offset);
                 return Err(Error::ReadFailed);
             }
             state.image.read(buf, offset);
-            if !buf.is_empty() && faults::chance(&shared.core, faults.corrupt) {
-                let bit = faults::below(&shared.core, size * 8);
+            let flip = (!buf.is_empty())
+                .then(|| shared.decide("bit flip", faults.corrupt))
+                .flatten();
+            if let Some(mut flip) = flip {
+                let bit = flip.below(size * 8);
                 let at = offset + bit / 8;
                 // Only what came from the medium (a page this handle has
                 // not changed) can be corrupt.
                 if !state.is_dirty(locate(at).0) {
                     buf[(bit / 8) as usize] ^= 1 << (bit % 8);
-                    shared.fault(what::CORRUPT, at);
+                    shared.audit_fault(what::CORRUPT, at);
                 }
             }
         }
@@ -209,20 +227,23 @@ impl crate::Blob for Blob {
         shared.core.audit(kind::WRITE, shared.word(offset), buf);
         let size = buf.len() as u64;
         let faults = shared.faults();
-        if faults::chance(&shared.core, faults.write) {
-            shared.fault(what::WRITE, offset);
+        if shared.decide("write error", faults.write).is_some() {
+            shared.audit_fault(what::WRITE, offset);
             return Err(Error::WriteFailed);
         }
         let mut offset = offset;
-        if !buf.is_empty() && faults::chance(&shared.core, faults.misdirect) {
-            let shift = (1 + faults::below(&shared.core, 8)) * SECTOR;
-            let later = offset < shift || faults::below(&shared.core, 2) == 1;
+        let misdirect = (!buf.is_empty())
+            .then(|| shared.decide("misdirected write", faults.misdirect))
+            .flatten();
+        if let Some(mut misdirect) = misdirect {
+            let shift = (1 + misdirect.below(8)) * SECTOR;
+            let later = offset < shift || misdirect.below(2) == 1;
             offset = if later {
                 offset.saturating_add(shift)
             } else {
                 offset - shift
             };
-            shared.fault(what::MISDIRECT, offset);
+            shared.audit_fault(what::MISDIRECT, offset);
         }
         let end = offset
             .checked_add(size)
@@ -248,9 +269,13 @@ impl crate::Blob for Blob {
     async fn truncate(&self, len: u64) -> Result<(), Error> {
         let shared = &*self.shared;
         shared.core.audit(kind::TRUNCATE, shared.word(len), &[]);
-        if len > MAX_BLOB_LEN || faults::chance(&shared.core, shared.faults().truncate) {
+        if len > MAX_BLOB_LEN
+            || shared
+                .decide("truncate error", shared.faults().truncate)
+                .is_some()
+        {
             if len <= MAX_BLOB_LEN {
-                shared.fault(what::TRUNCATE, len);
+                shared.audit_fault(what::TRUNCATE, len);
             }
             return Err(Error::BlobTruncateFailed(
                 shared.partition.clone(),

@@ -113,7 +113,12 @@ impl crate::Storage<Blob> for super::Context {
             return Err(Error::PartitionCreationFailed(partition.into()));
         }
         let faults = runtime.faults.storage(partition);
-        if faults::chance(&runtime.core, faults.open) {
+        let open_error = format_args!("open error in {partition}");
+        if runtime
+            .faults
+            .decide(&runtime.core, self.ip, open_error, faults.open)
+            .is_some()
+        {
             let key = blob_key(partition, name);
             faults::audit(&runtime.core, what::OPEN, &key);
             return Err(Error::BlobOpenFailed(partition.into(), hex(name)));
@@ -135,6 +140,7 @@ impl crate::Storage<Blob> for super::Context {
                 metrics: runtime.metrics.clone(),
                 disk: runtime.storage.clone(),
                 injector: runtime.faults.clone(),
+                ip: self.ip,
                 partition: partition.into(),
                 name: name.into(),
                 id,
@@ -152,7 +158,13 @@ impl crate::Storage<Blob> for super::Context {
                 .audit(kind::REMOVE, 1, &blob_key(partition, name)),
             None => runtime.core.audit(kind::REMOVE, 0, partition.as_bytes()),
         }
-        if faults::chance(&runtime.core, runtime.faults.storage(partition).remove) {
+        let p = runtime.faults.storage(partition).remove;
+        let remove_error = format_args!("remove error in {partition}");
+        if runtime
+            .faults
+            .decide(&runtime.core, self.ip, remove_error, p)
+            .is_some()
+        {
             // The errors the Tokio backend reports when the file system
             // refuses to remove.
             faults::audit(&runtime.core, what::REMOVE, partition.as_bytes());

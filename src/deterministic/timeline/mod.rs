@@ -15,7 +15,11 @@
 //! * Every `lane` and `to` index is below `lanes.len()`.
 
 mod chrome;
+mod collect;
 mod html;
+mod story;
+
+pub(crate) use collect::Log;
 
 use std::time::Duration;
 
