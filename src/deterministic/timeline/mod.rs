@@ -84,3 +84,55 @@ pub struct Failure {
     /// The panic message.
     pub message: String,
 }
+
+/// A small run that uses every kind of event, with names that need
+/// escaping in both HTML and JSON.
+#[cfg(test)]
+fn sample() -> Timeline {
+    let ms = Duration::from_millis;
+    let event = |at, lane, what| Event {
+        at: ms(at),
+        lane,
+        what,
+    };
+    Timeline {
+        lanes: vec![
+            "node \"0\"".into(),
+            "node\\1 <b>".into(),
+            "runtime\nline two".into(),
+        ],
+        events: vec![
+            event(
+                1,
+                0,
+                What::Fault {
+                    name: "crash \"a\" <now>".into(),
+                    occurrence: 2,
+                },
+            ),
+            event(
+                2,
+                1,
+                What::Note("<script>alert('x')</script> & \\ \"q\"\n2nd".into()),
+            ),
+            event(
+                3,
+                0,
+                What::Message {
+                    to: 1,
+                    arrives: ms(5),
+                    bytes: 64,
+                },
+            ),
+            event(10, 2, What::PowerCut),
+            event(12, 2, What::Recover),
+            event(13, 1, What::Decision("only 'node2' runs".into())),
+        ],
+        end: ms(20),
+        failure: Some(Failure {
+            at: ms(18),
+            lane: Some(1),
+            message: "UNSAFE: <index> \"7\" \\ twice\nsecond line".into(),
+        }),
+    }
+}
