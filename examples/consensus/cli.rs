@@ -9,7 +9,8 @@
 //!   same options, for just the one seed.
 
 use crate::sim::{Bug, Faults, Options};
-use std::{ops::Range, time::Duration};
+use commonware_runtime::deterministic::Schedule;
+use std::{ops::Range, path::PathBuf, time::Duration};
 
 pub const USAGE: &str = "\
 usage: cargo run --release --example consensus -- [flags]
@@ -21,6 +22,17 @@ usage: cargo run --release --example consensus -- [flags]
                       (on), clock, byzantine (only when listed)
   --duration SECS     virtual seconds of faults per run (then 10 s settle)   [60]
   --bug skip-fsync    plant a bug: acknowledge appends before syncing them
+  --threads N         OS threads the seeds run on                            [all cores]
+  --shrink            shrink the lowest failing seed to the faults and
+                      scheduling choices it needs; print its story and the
+                      command that replays it
+  --replay SCHEDULE   replay a schedule (as --shrink prints it) instead of
+                      running seeds
+  --timeline PATH     write the run as an HTML page with an SVG timeline
+                      (the shrunk run, the replayed run, or else the lowest
+                      failing seed, or else the first seed)
+  --trace-json PATH   the same run as Chrome trace-event JSON (Perfetto,
+                      chrome://tracing)
   --trace             print each run's events: faults, elections, verdict
   --help              this text";
 
@@ -28,6 +40,12 @@ usage: cargo run --release --example consensus -- [flags]
 pub struct Args {
     pub seeds: Range<u64>,
     pub options: Options,
+    /// OS threads for the seeds (`None`: all cores).
+    pub threads: Option<usize>,
+    pub shrink: bool,
+    pub replay: Option<Schedule>,
+    pub timeline: Option<PathBuf>,
+    pub trace_json: Option<PathBuf>,
 }
 
 fn parse_seeds(value: &str) -> Option<Range<u64>> {
@@ -89,12 +107,21 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, Str
     let mut parsed = Args {
         seeds: 0..20,
         options: Options::default(),
+        threads: None,
+        shrink: false,
+        replay: None,
+        timeline: None,
+        trace_json: None,
     };
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--help" | "-h" => return Ok(None),
             "--trace" => {
                 parsed.options.trace = true;
+                continue;
+            }
+            "--shrink" => {
+                parsed.shrink = true;
                 continue;
             }
             _ => {}
@@ -125,32 +152,66 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, Str
                 "skip-fsync" => parsed.options.bug = Some(Bug::SkipFsync),
                 _ => return Err(invalid()),
             },
+            "--threads" => {
+                parsed.threads = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&n| (1..=1024).contains(&n))
+                        .ok_or_else(invalid)?,
+                )
+            }
+            "--replay" => {
+                let schedule = value
+                    .parse::<Schedule>()
+                    .map_err(|error| format!("invalid value for --replay: {error}\n\n{USAGE}"))?;
+                parsed.replay = Some(schedule);
+            }
+            "--timeline" => parsed.timeline = Some(PathBuf::from(&value)),
+            "--trace-json" => parsed.trace_json = Some(PathBuf::from(&value)),
             _ => return Err(format!("unknown flag {flag}\n\n{USAGE}")),
         }
     }
     Ok(Some(parsed))
 }
 
-/// The command that replays `seed` with `options`.
-pub fn replay(seed: u64, options: &Options) -> String {
+/// The flags that select `options` (those that differ from the defaults).
+fn option_flags(options: &Options) -> String {
     let defaults = Options::default();
-    let mut command = format!(
-        "cargo run --release --example consensus -- --seeds {seed}..{}",
-        seed + 1
-    );
+    let mut flags = String::new();
     if options.nodes != defaults.nodes {
-        command += &format!(" --nodes {}", options.nodes);
+        flags += &format!(" --nodes {}", options.nodes);
     }
     if options.faults != defaults.faults {
-        command += &format!(" --faults {}", format_faults(options.faults));
+        flags += &format!(" --faults {}", format_faults(options.faults));
     }
     if options.duration != defaults.duration {
-        command += &format!(" --duration {}", options.duration.as_secs());
+        flags += &format!(" --duration {}", options.duration.as_secs());
     }
     if options.bug == Some(Bug::SkipFsync) {
-        command += " --bug skip-fsync";
+        flags += " --bug skip-fsync";
     }
-    command
+    flags
+}
+
+/// The command that replays `seed` with `options`.
+pub fn replay(seed: u64, options: &Options) -> String {
+    format!(
+        "cargo run --release --example consensus -- --seeds {seed}..{}{}",
+        seed + 1,
+        option_flags(options)
+    )
+}
+
+/// The command that replays `schedule` with `options`.
+pub fn replay_schedule(schedule: &Schedule, options: &Options) -> String {
+    // Single quotes keep the schedule one shell word (a quote inside a
+    // fault name is closed, escaped and reopened).
+    let quoted = schedule.to_string().replace('\'', "'\\''");
+    format!(
+        "cargo run --release --example consensus --{} --replay '{quoted}'",
+        option_flags(options)
+    )
 }
 
 #[cfg(test)]
@@ -223,6 +284,40 @@ mod tests {
         ] {
             assert!(args(line).is_err(), "{line}");
         }
+    }
+
+    #[test]
+    fn exploration_flags() {
+        let parsed = args("--shrink --threads 3 --timeline a.html --trace-json b.json").unwrap();
+        assert!(parsed.shrink);
+        assert_eq!(parsed.threads, Some(3));
+        assert_eq!(parsed.timeline, Some(PathBuf::from("a.html")));
+        assert_eq!(parsed.trace_json, Some(PathBuf::from("b.json")));
+        let parsed = args("--replay 3:1!;ff;crash%20node%202#4=9c").unwrap();
+        let schedule = parsed.replay.unwrap();
+        assert_eq!(schedule.faults().next().unwrap().name, "crash node 2");
+        let error = args("--replay 3:1;zz").err().unwrap();
+        assert!(error.contains("at byte 4"), "{error}");
+        for bad in ["--threads 0", "--threads x", "--timeline"] {
+            assert!(args(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn replay_schedule_parses_back() {
+        let schedule: Schedule = "3:1!;ff;crash node 2#4=9c".parse().unwrap();
+        let options = Options {
+            bug: Some(Bug::SkipFsync),
+            ..Options::default()
+        };
+        let command = replay_schedule(&schedule, &options);
+        assert!(
+            command.contains(" --bug skip-fsync --replay '"),
+            "{command}"
+        );
+        let quoted = command.split_once(" --replay ").unwrap().1;
+        let text = quoted.trim_matches('\'');
+        assert_eq!(text.parse::<Schedule>().unwrap(), schedule);
     }
 
     #[test]

@@ -1,40 +1,53 @@
 //! The driver: one simulated run of a cluster under faults, judged by the
 //! [`Checker`].
 //!
-//! A run is a deterministic runtime seeded with the run's seed; every node
-//! has its own IP (its context dials from it), partition and blobs. The
-//! root task boots every node, then injects faults for
-//! [`Options::duration`] of virtual time, each decision drawn from the
-//! runtime's generator:
+//! A run is a whole harness run in the sense of the runtime's tools: [`run`]
+//! builds its deterministic runtime from the [`Config`] it is given (a
+//! seed to sweep, or a recorded schedule to replay), and may cut the power
+//! and recover any number of times. Every node has its own IP (its context
+//! dials from it, and it is a lane of the run's timeline), partition and
+//! blobs. The root task boots every node, then, every 0.2 to 2 s of
+//! virtual time for [`Options::duration`], asks the runtime about each
+//! fault, by name, with [`Context::fault`]:
 //!
-//! * **crash**: a node's task is aborted (and with it its sender tasks,
-//!   connections and open blobs: unsynced writes are lost or torn); it
-//!   reboots from its partition at a later step;
-//! * **partition**: the network is split in two (`Context::partition`),
-//!   later healed; open connections across the cut are reset or stall,
-//!   as the seed picks for the run;
-//! * **network**: every link has latency and jitter, dials fail now and
-//!   then and connections get reset;
+//! * **crash** (`crash node N`, every step for every node): the node's task
+//!   is aborted (and with it its sender tasks, connections and open blobs:
+//!   unsynced writes are lost or torn); it reboots from its partition after
+//!   a downtime drawn from the fault. At most a minority is down at once.
+//! * **partition** (`partition`, every step): the network is split in two
+//!   (`Context::partition`), drawn from the fault, and heals after a
+//!   while; open connections across the cut are reset or stall, as the
+//!   seed picks for the run;
+//! * **power cut** (`power cut`, before each epoch): the runtime is halted
+//!   at a moment drawn from the fault (`Runner::start_until`), wherever
+//!   every task is, and the run continues in `Context::recover()` from
+//!   what the disk kept;
+//! * **network**: every link has latency and jitter; dials fail and
+//!   connections get reset now and then (the runtime's own fault
+//!   decisions);
 //! * **disk**: reads, writes, syncs and truncates fail now and then (the
 //!   node crashes and reboots, as a process would), and a crash tears the
 //!   unsynced writes (a prefix of them survives);
-//! * **power cut**: the runtime is halted at a moment the seed picks
-//!   (`Runner::start_until`), wherever every task is, and the run continues
-//!   in `Context::recover()` from what the disk kept.
 //! * **clock** (only when listed): every node gets its own clock, drawn
 //!   from the seed (offset, drift, two jumps), for the whole run;
 //! * **byzantine** (only when listed): links drop, delay, duplicate and
 //!   replay frames now and then. (Not corrupt or replace: the protocol
 //!   tolerates crashes, not lying peers.)
 //!
+//! Because every fault is a named decision, asked at the same step whether
+//! or not an earlier fault fired, a shrinker can remove any of them and
+//! every other fault stays where it was.
+//!
 //! Then the faults stop (partitions heal, failure probabilities drop to
 //! zero, every node boots) and the cluster gets [`Options::settle`] to show
-//! it still commits.
+//! it still commits. The driver logs what it does and every election with
+//! [`Context::note`], for the story and the picture of a run.
 //!
 //! # Invariants
-//! * Everything that decides what happens comes from the seed: a run is
-//!   reproduced exactly by its seed and options, and ends in the same
-//!   auditor state. Wall time is measured only to report the rate.
+//! * Everything that decides what happens comes from the config: a run is
+//!   reproduced exactly by its seed and options (or by its schedule), and
+//!   ends in the same auditor state. Wall time is measured only to report
+//!   the rate.
 //! * At most a minority of nodes is crashed by the driver at any time.
 //! * The driver's state lives outside the runtime (behind an `Arc`), so a
 //!   power cut, which drops the root task mid-flight, loses none of it.
@@ -47,7 +60,7 @@ use crate::{
 use commonware_runtime::{
     deterministic::{
         self, Byzantine, ClockFaults, Config, Context, Executor, Halt, LinkFaults, PartitionMode,
-        Points, StorageFaults,
+        StorageFaults,
     },
     Assertions, Clock, Handle, Runner, Spawner,
 };
@@ -59,14 +72,29 @@ use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     ops::Range,
     sync::Arc,
-    time::{Duration, Instant, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 /// Port every node listens on (each node has its own IP).
 const PORT: u16 = 7000;
 
-/// Pause between two fault decisions.
+/// Pause between two fault steps.
 const FAULT_GAP: Range<Duration> = Duration::from_millis(200)..Duration::from_millis(2000);
+
+/// Chance that a node crashes at a step.
+const CRASH: f64 = 0.05;
+
+/// How long a node the driver crashed stays down.
+const DOWNTIME: Range<Duration> = Duration::from_millis(300)..Duration::from_millis(4000);
+
+/// Chance that the network splits at a step (when it is whole).
+const PARTITION: f64 = 0.15;
+
+/// How long a partition lasts.
+const PARTITION_TIME: Range<Duration> = Duration::from_millis(500)..Duration::from_millis(6000);
+
+/// Chance that the power goes out somewhere in an epoch.
+const POWER_CUT: f64 = 0.5;
 
 /// Most power cuts in one run.
 const MAX_POWER_CUTS: u64 = 2;
@@ -214,6 +242,16 @@ pub enum Outcome {
     Stuck(String),
 }
 
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Pass => write!(f, "ok"),
+            Outcome::Unsafe(violation) => write!(f, "UNSAFE: {violation}"),
+            Outcome::Stuck(why) => write!(f, "STUCK: {why}"),
+        }
+    }
+}
+
 /// Faults injected during a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Injected {
@@ -243,8 +281,6 @@ pub struct Report {
     pub terms: u64,
     pub injected: Injected,
     pub outcome: Outcome,
-    /// The run's reachability points.
-    pub points: Points,
 }
 
 impl Report {
@@ -277,23 +313,24 @@ impl fmt::Display for Report {
             power_cuts,
             self.auditor,
         )?;
-        match &self.outcome {
-            Outcome::Pass => write!(f, "ok"),
-            Outcome::Unsafe(violation) => write!(f, "UNSAFE: {violation}"),
-            Outcome::Stuck(why) => write!(f, "STUCK: {why}"),
-        }
+        write!(f, "{}", self.outcome)
     }
 }
 
-/// Simulates one run of `options` with `seed`.
-pub fn run(options: &Options, seed: u64) -> Report {
+/// Simulates one run of `options` under `config` (its seed, or the
+/// schedule it replays; its faults are set here). The report says how the
+/// run ended; [`judged`] turns a failed run into a panic, for the runtime's
+/// sweeps and shrinker.
+pub fn run(options: &Options, config: Config) -> Report {
     let started = Instant::now();
+    let seed = config.seed;
     let (mut runner, mut context, auditor) = Executor::init(Config {
-        seed,
         faults: options.faults.runtime(false),
-        ..Config::default()
+        ..config
     });
-    context.collect_points();
+    for (id, ip) in node_ips(options.nodes).into_iter().enumerate() {
+        context.name_node(ip, &format!("node {id}"));
+    }
     if options.faults.clock {
         let mut faults = context.faults();
         for ip in node_ips(options.nodes) {
@@ -323,16 +360,17 @@ pub fn run(options: &Options, seed: u64) -> Report {
             .current()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let cut = options.faults.power
+        let cut = (options.faults.power
             && now < options.duration
-            && cluster.state.lock().injected.power_cuts < MAX_POWER_CUTS
-            && context.gen_bool(0.5);
+            && cluster.state.lock().injected.power_cuts < MAX_POWER_CUTS)
+            .then(|| context.fault("power cut", POWER_CUT))
+            .flatten();
         let root = cluster.clone().simulate(context.clone());
-        if !cut {
+        let Some(mut cut) = cut else {
             runner.start(root);
             break;
-        }
-        let at = context.gen_range(now..options.duration);
+        };
+        let at = cut.gen_range(now..options.duration);
         if runner.start_until(Halt::At(at), root).is_some() {
             break;
         }
@@ -357,27 +395,24 @@ pub fn run(options: &Options, seed: u64) -> Report {
         terms: cluster.checker.terms(),
         injected: state.injected,
         outcome: state.outcome.clone().unwrap_or(Outcome::Pass),
-        points: {
-            let mut points = Points::default();
-            points.add(seed, &context);
-            points
-        },
     }
 }
 
-/// A kind of fault the driver injects step by step.
-#[derive(Clone, Copy)]
-enum Kind {
-    Crash,
-    Partition,
+/// `report`, or a panic with its outcome if the run failed (`UNSAFE: ...`
+/// or `STUCK: ...`): how the runtime's sweeps and shrinker see a failure.
+pub fn judged(report: Report) -> Report {
+    if report.outcome != Outcome::Pass {
+        panic!("{}", report.outcome);
+    }
+    report
 }
 
 /// What the driver changes as the run goes.
 struct State {
-    /// Which nodes the driver has crashed.
-    down: Vec<bool>,
-    /// Whether a partition is in force.
-    partitioned: bool,
+    /// Until when each node the driver crashed stays down.
+    down: Vec<Option<SystemTime>>,
+    /// Until when the partition in force lasts.
+    partitioned: Option<SystemTime>,
     /// The candidates of each term.
     candidates: BTreeMap<u64, BTreeSet<u64>>,
     injected: Injected,
@@ -385,7 +420,6 @@ struct State {
     outcome: Option<Outcome>,
 }
 
-/// One cluster under test; it outlives every runtime of the run.
 /// The IP of each node.
 fn node_ips(nodes: usize) -> Vec<IpAddr> {
     (0..nodes)
@@ -393,6 +427,15 @@ fn node_ips(nodes: usize) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The node an IP of [`node_ips`] belongs to.
+fn ip_node(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => u64::from(v4.octets()[3]).saturating_sub(1),
+        IpAddr::V6(_) => 0,
+    }
+}
+
+/// One cluster under test; it outlives every runtime of the run.
 struct Cluster {
     options: Options,
     checker: Arc<Checker>,
@@ -408,6 +451,14 @@ impl Cluster {
             let at = context.current().duration_since(UNIX_EPOCH);
             println!("  [{:>8.3}s] {event}", at.unwrap_or_default().as_secs_f64());
         }
+    }
+
+    /// [`Cluster::trace`], and logs `event` in the run's timeline and
+    /// story ([`Context::note`]) on the lane of `context`'s node. (What a
+    /// fault the timeline shows already did is only traced.)
+    fn event(&self, context: &Context, event: impl fmt::Display) {
+        self.trace(context, &event);
+        context.note(event);
     }
 
     fn new(options: Options) -> Self {
@@ -426,8 +477,8 @@ impl Cluster {
         Self {
             checker: Arc::new(Checker::new(options.nodes)),
             state: Mutex::new(State {
-                down: vec![false; options.nodes],
-                partitioned: false,
+                down: vec![None; options.nodes],
+                partitioned: None,
                 candidates: BTreeMap::new(),
                 injected: Injected::default(),
                 outcome: None,
@@ -441,20 +492,12 @@ impl Cluster {
     /// Runs the cluster to the end of the run (unless the power goes out).
     async fn simulate(self: Arc<Self>, mut context: Context) {
         // Every node boots (at the start, or when the power comes back).
-        self.state.lock().down.fill(false);
+        self.state.lock().down.fill(None);
         let mut nodes: Vec<Handle<()>> = (0..self.options.nodes)
             .map(|id| self.boot(&context, id))
             .collect();
 
         let end = UNIX_EPOCH + self.options.duration;
-        let faults = self.options.faults;
-        let kinds: Vec<Kind> = [
-            (faults.crash, Kind::Crash),
-            (faults.partition, Kind::Partition),
-        ]
-        .into_iter()
-        .filter_map(|(on, kind)| on.then_some(kind))
-        .collect();
         while context.current() < end {
             let gap = context.gen_range(FAULT_GAP);
             context.sleep(gap).await;
@@ -463,31 +506,29 @@ impl Cluster {
                 self.state.lock().outcome = Some(Outcome::Unsafe(violation));
                 return;
             }
-            match kinds.choose(&mut context) {
-                Some(Kind::Crash) => self.crash_or_reboot(&mut context, &mut nodes),
-                Some(Kind::Partition) => self.split_or_heal(&mut context),
-                None => {}
-            }
+            self.crash_or_reboot(&context, &mut nodes);
+            self.split_or_heal(&context);
         }
 
         // The faults stop: the network heals, every node comes back, and
         // commits must continue.
-        self.trace(&context, "faults stop: the network heals, every node boots");
+        self.event(&context, "faults stop: the network heals, every node boots");
         context.heal();
         // Clocks are the nodes' hardware: they stay.
-        let mut calm = faults.runtime(true);
+        let mut calm = self.options.faults.runtime(true);
         calm.clocks = context.faults().clocks;
         context.set_faults(calm);
+        self.state.lock().partitioned = None;
         let down = std::mem::take(&mut self.state.lock().down);
         for (id, node) in nodes.iter_mut().enumerate() {
-            if down[id] {
+            if down[id].is_some() {
                 *node = self.boot(&context, id);
             }
         }
         let before = self.checker.committed_count();
         context.sleep(self.options.settle).await;
         let (after, slowest) = (self.checker.committed_count(), self.checker.slowest());
-        self.trace(
+        self.event(
             &context,
             format_args!("{} entries committed while settling", after - before),
         );
@@ -510,47 +551,76 @@ impl Cluster {
         });
     }
 
-    /// Crashes a node, or reboots one the driver crashed.
-    fn crash_or_reboot(self: &Arc<Self>, context: &mut Context, nodes: &mut [Handle<()>]) {
+    /// Reboots the nodes whose downtime is over, then asks about a crash
+    /// of every node. Every node is asked at every step, down or not, so a
+    /// crash's occurrence number is its step whatever else fired.
+    fn crash_or_reboot(self: &Arc<Self>, context: &Context, nodes: &mut [Handle<()>]) {
+        let now = context.current();
         let max_down = (self.options.nodes - 1) / 2;
         let mut state = self.state.lock();
-        let (down, up): (Vec<usize>, Vec<usize>) = (0..nodes.len()).partition(|&id| state.down[id]);
-        if !down.is_empty() && (down.len() == max_down || context.gen_bool(0.5)) {
-            let id = down[context.gen_range(0..down.len())];
-            state.down[id] = false;
-            nodes[id] = self.boot(context, id);
-            self.trace(context, format_args!("node {id} reboots"));
-        } else if down.len() < max_down {
-            let id = up[context.gen_range(0..up.len())];
+        for id in 0..nodes.len() {
+            if state.down[id].is_some_and(|until| now >= until) {
+                state.down[id] = None;
+                nodes[id] = self.boot(context, id);
+                let node = context.with_ip(self.ips[id]);
+                self.event(&node, format_args!("node {id} reboots"));
+            }
+        }
+        if !self.options.faults.crash {
+            return;
+        }
+        for id in 0..nodes.len() {
+            let node = context.with_ip(self.ips[id]);
+            let Some(mut crash) = node.fault(&format!("crash node {id}"), CRASH) else {
+                continue;
+            };
+            let down = state.down.iter().filter(|until| until.is_some()).count();
+            if state.down[id].is_some() || down >= max_down {
+                continue;
+            }
             nodes[id].abort();
-            state.down[id] = true;
+            state.down[id] = Some(now + crash.gen_range(DOWNTIME));
             state.injected.crashes += 1;
             self.trace(context, format_args!("node {id} crashes"));
         }
     }
 
-    /// Splits the network in two at random, or heals it.
-    fn split_or_heal(&self, context: &mut Context) {
+    /// Heals a partition whose time is over, then asks about a new one
+    /// (at every step, split or not).
+    fn split_or_heal(&self, context: &Context) {
+        let now = context.current();
         let mut state = self.state.lock();
-        if state.partitioned {
-            if context.gen_bool(0.5) {
-                context.heal();
-                state.partitioned = false;
-                self.trace(context, "the partition heals");
-            }
+        if state.partitioned.is_some_and(|until| now >= until) {
+            context.heal();
+            state.partitioned = None;
+            self.event(context, "the partition heals");
+        }
+        if !self.options.faults.partition {
             return;
         }
-        if self.ips.len() < 2 || context.gen_bool(0.5) {
+        let Some(mut split) = context.fault("partition", PARTITION) else {
+            return;
+        };
+        if state.partitioned.is_some() || self.ips.len() < 2 {
             return;
         }
         let mut ips = self.ips.clone();
-        ips.shuffle(context);
-        let minority = context.gen_range(1..=ips.len() / 2);
+        ips.shuffle(&mut split);
+        let minority = split.gen_range(1..=ips.len() / 2);
         let (a, b) = ips.split_at(minority);
         context.partition(a, b);
-        state.partitioned = true;
+        state.partitioned = Some(now + split.gen_range(PARTITION_TIME));
         state.injected.partitions += 1;
-        self.trace(context, format_args!("partition {a:?} | {b:?}"));
+        let names = |ips: &[IpAddr]| {
+            ips.iter()
+                .map(|ip| format!("{}", ip_node(*ip)))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        self.event(
+            context,
+            format_args!("partition: nodes {} | nodes {}", names(a), names(b)),
+        );
     }
 
     /// Spawns node `id`, dialing from its own IP; it reboots by itself
@@ -570,7 +640,7 @@ impl Cluster {
                     Err(crash) => {
                         cluster.state.lock().injected.failures += 1;
                         let event = format!("node {id} crashes on its own ({crash})");
-                        cluster.trace(&node_context, event);
+                        cluster.event(&node_context, event);
                         node_context.sleep(REBOOT).await;
                     }
                 }
@@ -602,12 +672,12 @@ impl Observer for Watch {
     fn elected(&self, node: u64, term: u64) {
         self.cluster.checker.elected(node, term);
         let event = format_args!("node {node} leads term {term}");
-        self.cluster.trace(&self.context, event);
+        self.cluster.event(&self.context, event);
     }
 
     fn committed(&self, node: u64, index: u64, entry: Entry) {
         self.cluster.checker.committed(node, index, entry);
-        let partitioned = self.cluster.state.lock().partitioned;
+        let partitioned = self.cluster.state.lock().partitioned.is_some();
         self.context
             .sometimes("commit during a partition", partitioned);
     }

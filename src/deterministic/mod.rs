@@ -89,7 +89,10 @@ pub use determinism::{check_determinism, Divergence};
 pub use faults::{Faults, Halt, LinkFaults, PartitionMode, StorageFaults, SECTOR};
 pub use network::{Action, Byzantine, Listener, Message, Sink, Stream, REPLAY_WINDOW};
 pub use points::{Point, PointKind, Points};
-pub use run::{record, replay, replay_harness, try_run, FailedRun, ReplayError};
+pub use run::{
+    record, record_timeline, record_timeline_harness, replay, replay_harness, try_run, FailedRun,
+    ReplayError,
+};
 pub use shrink::{shrink, shrink_harness, shrink_harness_with, shrink_with, Shrunk, MAX_RUNS};
 pub use storage::{Blob, Op, Partition, Persistence, Write, MAX_BLOB_LEN};
 pub use strategy::{ParseError, Schedule, Strategy, PCT_DEFAULT_STEPS};

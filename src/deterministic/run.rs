@@ -24,7 +24,9 @@
 //! * A watch is removed when its run ends, however it ends, and an outer
 //!   watch (a harness run inside a harness) is restored.
 
-use super::{failure, Config, Context, Executor, Schedule, Strategy};
+use super::{
+    failure, shrink::timeline_of, timeline::Timeline, Config, Context, Executor, Schedule, Strategy,
+};
 use crate::Runner as _;
 use commonware_executor::{Recorder, Scheduler};
 use std::{
@@ -394,4 +396,49 @@ fn replay_program<P: Program>(
         return Err(ReplayError::Mismatch(mismatch));
     }
     result.map_err(ReplayError::Failed)
+}
+
+/// Runs the test body `body` once under `config` (a seed, or a schedule
+/// to replay) and returns, with its result, the run drawn as a
+/// [`Timeline`]: the faults that fired, the messages between nodes, what
+/// the body logged with [`Context::note`], power cuts, recoveries and the
+/// failure. [`Timeline::to_html`] and [`Timeline::to_chrome_json`] export
+/// it; [`record_timeline_harness`] draws a whole harness run.
+pub fn record_timeline<F, Fut>(
+    config: &Config,
+    body: F,
+) -> (Result<Fut::Output, Box<FailedRun>>, Timeline)
+where
+    F: Fn(Context) -> Fut,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    timeline_program(config, &body)
+}
+
+/// [`record_timeline`] for a whole harness run (every epoch of it).
+pub fn record_timeline_harness<H, T>(
+    config: &Config,
+    harness: H,
+) -> (Result<T, Box<FailedRun>>, Timeline)
+where
+    H: Fn(Config) -> T,
+{
+    timeline_program(config, &Harness(harness))
+}
+
+fn timeline_program<P: Program>(
+    config: &Config,
+    program: &P,
+) -> (Result<P::Output, Box<FailedRun>>, Timeline) {
+    let observe = Observe {
+        timeline: true,
+        ..Observe::NOTHING
+    };
+    let (result, context) = run_program(config.clone(), observe, program);
+    let timeline = match &context {
+        Some(context) => timeline_of(context, result.as_ref().err().map(|f| &**f)),
+        None => Timeline::default(),
+    };
+    (result, timeline)
 }

@@ -165,7 +165,7 @@ fn shrink_program<P: Program>(
     let (result, context) = replay(&shrunk, watched);
     let (failure, context) = (result.err()?, context?);
     let recorded = canonical(context.core().recording()?);
-    let timeline = timeline_of(&context, &failure);
+    let timeline = timeline_of(&context, Some(&failure));
     let trace = context.core().trace().unwrap_or_default();
     let description = recorded.describe(|seq| trace.label(seq).map(str::to_string));
     let mut failure = failure;
@@ -201,9 +201,10 @@ fn canonical(recording: Schedule) -> Schedule {
     schedule
 }
 
-/// The timeline of a watched run that failed with `failure`: what its log
-/// holds, its recorded scheduling decisions in words, and the failure.
-pub(super) fn timeline_of(context: &Context, failure: &FailedRun) -> Timeline {
+/// The timeline of a watched run (that failed with `failure`, if it did):
+/// what its log holds, its recorded scheduling decisions in words, and the
+/// failure.
+pub(super) fn timeline_of(context: &Context, failure: Option<&FailedRun>) -> Timeline {
     let core = context.core();
     let trace = core.trace().unwrap_or_default();
     let label = |seq: u64| trace.label(seq).map(str::to_string);
@@ -215,8 +216,8 @@ pub(super) fn timeline_of(context: &Context, failure: &FailedRun) -> Timeline {
             .collect(),
         _ => Vec::new(),
     };
-    let end = failure.time.as_nanos() as u64;
-    let failed = Some((end, failure.message.clone()));
+    let end = failure.map_or(core.now(), |failure| failure.time.as_nanos() as u64);
+    let failed = failure.map(|failure| (end, failure.message.clone()));
     match context.runtime.faults.log() {
         Some(log) => log.timeline(end, failed, &decisions),
         None => Timeline::default(),

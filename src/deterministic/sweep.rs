@@ -258,9 +258,9 @@ impl Sweep {
 
     /// Runs the whole harness run `harness` (see [`Sweep::run_harness`])
     /// for every seed of the sweep, failing or not, and returns each seed's
-    /// result in seed order, with the tally of the reachability points. The
-    /// failures carry no schedule: [`shrink_harness`](super::shrink_harness)
-    /// records the one it shrinks.
+    /// result in seed order, with the tally of the reachability points.
+    /// Each failure carries its schedule, recorded by running its seed once
+    /// more (ready for [`shrink_harness_with`](super::shrink_harness_with)).
     pub fn each_harness<H, T>(&self, harness: H) -> Each<T>
     where
         H: Fn(Config) -> T + Sync,
@@ -282,6 +282,7 @@ impl Sweep {
             if let Some(context) = context {
                 points.lock().add(seed, &context);
             }
+            let result = result.map_err(|failure| Self::recorded(failure, &template, &harness));
             results.lock().push((seed, result));
         };
         self.on_threads(worker);

@@ -7,7 +7,8 @@
 //!   are stored in draw order; a fault is stored only if it fired, by name
 //!   and occurrence (`"crash node 2"` the 3rd time the run asked about it),
 //!   with the seed of its parameters. Its `Display` form is one line
-//!   (`12:3!,40:2.0;ff;crash node 2#3=9c`) that `FromStr` reads back, so a
+//!   (`12:3!,40:2.0;ff,0*40,1;crash node 2#3=9c`, a run of one random
+//!   value as `VALUE*COUNT`) that `FromStr` reads back, so a
 //!   schedule fits in a failure message and can be pasted into a test.
 //! * [`Recorder`]: wraps any scheduler and records what it does.
 //! * [`Replay`]: a scheduler that plays a schedule back; past its end it runs
@@ -54,6 +55,10 @@ use std::{
 };
 use thiserror::Error;
 
+/// Most random numbers a schedule's text may list (`0*N` must not ask for
+/// more memory than any recorded run could fill).
+const MAX_RANDOMS: usize = 1 << 28;
+
 /// Why a schedule's text form could not be read; `at` is the byte offset
 /// in the text where the bad part starts.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -66,8 +71,10 @@ pub enum ParseError {
     /// Round entries must be strictly increasing.
     #[error("at byte {at}: round {round} is not after the previous entry")]
     Order { at: usize, round: u64 },
-    /// A random number is not hex.
-    #[error("at byte {at}: bad random number `{text}` (expected hex)")]
+    /// A random number is not hex (with an optional `*COUNT` repeat).
+    #[error(
+        "at byte {at}: bad random number `{text}` (expected HEX or HEX*COUNT, at most 2^28 in all)"
+    )]
     Random { at: usize, text: String },
     /// A fault entry is not `NAME#OCCURRENCE=HEX`, or repeats one.
     #[error(
@@ -319,11 +326,26 @@ impl fmt::Display for Schedule {
         }
         if !self.randoms.is_empty() || !self.faults.is_empty() {
             f.write_str(";")?;
-            for (i, value) in self.randoms.iter().enumerate() {
-                if i > 0 {
+            // Runs of one value (the zeros a shrunk schedule is full of)
+            // as `VALUE*COUNT`.
+            let mut rest = &self.randoms[..];
+            let mut first = true;
+            while let Some(&value) = rest.first() {
+                let run = rest.iter().take_while(|&&v| v == value).count();
+                if !first {
                     f.write_str(",")?;
                 }
-                write!(f, "{value:x}")?;
+                first = false;
+                match run {
+                    1 | 2 => {
+                        write!(f, "{value:x}")?;
+                        rest = &rest[1..];
+                    }
+                    run => {
+                        write!(f, "{value:x}*{run}")?;
+                        rest = &rest[run..];
+                    }
+                }
             }
         }
         if !self.faults.is_empty() {
@@ -407,12 +429,20 @@ impl FromStr for Schedule {
             }
         }
         if let Some((base, randoms)) = sections.next() {
-            for (at, value) in pieces(randoms, ',', base).filter(|(_, v)| !v.is_empty()) {
-                let parsed = u64::from_str_radix(value, 16).map_err(|_| ParseError::Random {
+            for (at, entry) in pieces(randoms, ',', base).filter(|(_, v)| !v.is_empty()) {
+                let bad = || ParseError::Random {
                     at,
-                    text: value.to_string(),
-                })?;
-                schedule.push_random(parsed);
+                    text: entry.to_string(),
+                };
+                let (value, count) = match entry.split_once('*') {
+                    Some((value, count)) => (value, count.parse::<usize>().map_err(|_| bad())?),
+                    None => (entry, 1),
+                };
+                let value = u64::from_str_radix(value, 16).map_err(|_| bad())?;
+                if count == 0 || schedule.randoms.len() + count > MAX_RANDOMS {
+                    return Err(bad());
+                }
+                schedule.randoms.extend(std::iter::repeat_n(value, count));
             }
         }
         if let Some((base, faults)) = sections.next() {
@@ -777,6 +807,25 @@ mod tests {
                 text: "zz".into()
             })
         );
+    }
+
+    #[test]
+    fn runs_of_one_random_value_are_written_once() {
+        let mut schedule = Schedule::new();
+        for value in [5, 0, 0, 0, 0, 7, 7, 1, 1, 1] {
+            schedule.push_random(value);
+        }
+        assert_eq!(schedule.to_string(), ";5,0*4,7,7,1*3");
+        assert_eq!(schedule.to_string().parse::<Schedule>(), Ok(schedule));
+        for bad in [";0*0", ";0*x", ";0*268435457", ";zz*2"] {
+            assert!(
+                matches!(
+                    bad.parse::<Schedule>(),
+                    Err(ParseError::Random { at: 1, .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
