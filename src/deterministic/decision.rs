@@ -31,6 +31,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 /// draws the same parameters, whatever else changed.
 ///
 /// It is a [`RngCore`] (rand 0.8 traits: `gen_range`, `choose`, ...).
+#[derive(Clone, Debug)]
 pub struct Fault {
     rng: Xoshiro256PlusPlus,
 }

@@ -263,6 +263,9 @@ impl Runtime {
     }
 
     fn report_failure(&self, task: Option<&str>, message: &str) {
+        if run::quiet() {
+            return;
+        }
         let member = self.strategy.member(self.seed);
         let is_portfolio = matches!(self.strategy, Strategy::Portfolio { .. });
         let line = FailureLine {

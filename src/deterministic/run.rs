@@ -51,6 +51,9 @@ pub(super) struct Observe {
     pub points: bool,
     /// The run's timeline log (faults, messages, notes).
     pub timeline: bool,
+    /// Whether the runtime keeps its failure line to itself (a shrinker's
+    /// thousands of candidate replays would otherwise each print one).
+    pub quiet: bool,
 }
 
 impl Observe {
@@ -59,6 +62,7 @@ impl Observe {
         events: false,
         points: false,
         timeline: false,
+        quiet: false,
     };
     pub const SCHEDULE: Self = Self {
         schedule: true,
@@ -97,6 +101,16 @@ pub(super) fn watched_scheduler(scheduler: Box<dyn Scheduler>) -> Box<dyn Schedu
     } else {
         scheduler
     }
+}
+
+/// Whether this thread's watch keeps failure lines quiet.
+pub(super) fn quiet() -> bool {
+    WATCH.with(|watch| {
+        watch
+            .borrow()
+            .as_ref()
+            .is_some_and(|watch| watch.observe.quiet)
+    })
 }
 
 /// Notes a runtime built on this thread (by `init` or `recover`): it gets

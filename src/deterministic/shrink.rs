@@ -149,7 +149,11 @@ fn shrink_program<P: Program>(
             return false;
         }
         runs += 1;
-        matches!(replay(candidate, Observe::NOTHING).0, Err(failure) if keep(&failure))
+        let quiet = Observe {
+            quiet: true,
+            ..Observe::NOTHING
+        };
+        matches!(replay(candidate, quiet).0, Err(failure) if keep(&failure))
     };
     if !fails(schedule) {
         return None;
@@ -159,8 +163,8 @@ fn shrink_program<P: Program>(
     let watched = Observe {
         schedule: true,
         events: true,
-        points: false,
         timeline: true,
+        ..Observe::NOTHING
     };
     let (result, context) = replay(&shrunk, watched);
     let (failure, context) = (result.err()?, context?);
