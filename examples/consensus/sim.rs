@@ -558,10 +558,10 @@ impl Cluster {
         let now = context.current();
         let max_down = (self.options.nodes - 1) / 2;
         let mut state = self.state.lock();
-        for id in 0..nodes.len() {
+        for (id, node) in nodes.iter_mut().enumerate() {
             if state.down[id].is_some_and(|until| now >= until) {
                 state.down[id] = None;
-                nodes[id] = self.boot(context, id);
+                *node = self.boot(context, id);
                 let node = context.with_ip(self.ips[id]);
                 self.event(&node, format_args!("node {id} reboots"));
             }
@@ -569,7 +569,7 @@ impl Cluster {
         if !self.options.faults.crash {
             return;
         }
-        for id in 0..nodes.len() {
+        for (id, handle) in nodes.iter_mut().enumerate() {
             let node = context.with_ip(self.ips[id]);
             let Some(mut crash) = node.fault(&format!("crash node {id}"), CRASH) else {
                 continue;
@@ -578,7 +578,7 @@ impl Cluster {
             if state.down[id].is_some() || down >= max_down {
                 continue;
             }
-            nodes[id].abort();
+            handle.abort();
             state.down[id] = Some(now + crash.gen_range(DOWNTIME));
             state.injected.crashes += 1;
             self.trace(context, format_args!("node {id} crashes"));

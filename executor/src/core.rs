@@ -336,7 +336,8 @@ impl Core {
     /// decisions draw from the scheduler's fault stream, never from the
     /// random numbers [`Core::next_u64`] hands out.
     pub fn fault(&self, name: &dyn std::fmt::Display, p: f64) -> Option<u64> {
-        if !(p > 0.0) {
+        // NaN fails this too.
+        if p.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return None;
         }
         let guard = self.shared.state.lock();

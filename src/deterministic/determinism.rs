@@ -8,11 +8,7 @@
 //! * Events are described with the names of [`auditor`](super::auditor)'s
 //!   kinds and the task labels of each run's own trace.
 
-use super::{
-    auditor::kind_name,
-    run::{run_once, Observe},
-    Config, Context,
-};
+use super::{auditor::kind_name, run::run_once, watch::Observe, Config, Context};
 use commonware_executor::{digest, Trace, TraceEvent};
 use std::{fmt, future::Future};
 

@@ -46,17 +46,26 @@
 //! [`Strategy`] a config selects), `auditor.rs` (the [`Auditor`] and the
 //! audit event kinds), `failure.rs` (the failure line), `metrics.rs` (task
 //! metrics read from the executor), `network/`, `storage/`, `faults.rs`
-//! and `clocks.rs` (a node's own clock). The exploration tools on top, which only build runtimes
-//! through [`Executor`]: `run.rs` (one run with its panic caught:
-//! [`try_run`], [`record`], [`FailedRun`]), `sweep.rs` ([`Sweep`],
-//! [`explore`]), `points.rs` (the reachability points of
-//! [`Assertions`](crate::Assertions): a run's record, a sweep's
-//! [`Points`]), `shrink.rs`, `determinism.rs` and `crash_states.rs`
-//! ([`crash_states`]: every crash state of a run, checked).
+//! (fault settings and the live injector), `decision.rs` (every fault as a
+//! named decision: [`Fault`], `Context::fault`), `clocks.rs` (a node's own
+//! clock), `timeline/` (a run drawn: the [`Timeline`] data, the log the
+//! runtime writes while a tool draws a run, the story, the HTML page and
+//! the Chrome trace JSON) and `watch.rs` (what the tools ask of the
+//! runtimes built on their thread). The exploration tools on top, which
+//! only build runtimes through [`Executor`] and the watch: `run.rs` (one
+//! run with its panic caught: [`try_run`], [`record`], [`replay`],
+//! [`record_timeline`], [`FailedRun`]; a program is a test body or a whole
+//! harness run), `sweep.rs` ([`Sweep`], [`explore`]), `points.rs` (the
+//! reachability points of [`Assertions`](crate::Assertions): a run's
+//! record, a sweep's [`Points`]), `shrink.rs` ([`shrink`] and
+//! [`shrink_harness`]: faults, choices and random numbers, with the story),
+//! `determinism.rs` and `crash_states.rs` ([`crash_states`]: every crash
+//! state of a run, checked).
 //!
 //! # Invariants
 //! * Everything observable flows through the executor's strategy (order,
-//!   random numbers) and is folded into the [`Auditor`]'s digest.
+//!   random numbers, fault decisions) and is folded into the [`Auditor`]'s
+//!   digest.
 //! * A `Context` stays usable before `start` and after its runner is gone
 //!   (e.g. to draw random numbers); clones share one generator and auditor.
 
@@ -71,15 +80,17 @@ mod network;
 mod points;
 mod storage;
 mod strategy;
+pub mod timeline;
+mod watch;
 
 // Tools on top of the core: caught runs, sweeps, shrinking and
-// determinism checks. The core never calls into them.
+// determinism checks. The core never calls into them (it reads the
+// thread's watch, which they set).
 mod crash_states;
 mod determinism;
 mod run;
 mod shrink;
 mod sweep;
-pub mod timeline;
 
 pub use auditor::Auditor;
 pub use clocks::{ClockFaults, ClockJump};
@@ -263,7 +274,7 @@ impl Runtime {
     }
 
     fn report_failure(&self, task: Option<&str>, message: &str) {
-        if run::quiet() {
+        if watch::quiet() {
             return;
         }
         let member = self.strategy.member(self.seed);
@@ -287,7 +298,7 @@ pub struct Executor;
 impl Executor {
     /// Initialize a new `deterministic` runtime with the given seed and cycle duration.
     pub fn init(cfg: Config) -> (Runner, Context, Arc<Auditor>) {
-        let scheduler = run::watched_scheduler(cfg.strategy.build(cfg.seed));
+        let scheduler = watch::watched_scheduler(cfg.strategy.build(cfg.seed));
         if cfg.timeout.is_some() && cfg.cycle == Duration::default() {
             panic!("cycle duration must be non-zero when timeout is set");
         }
@@ -314,7 +325,7 @@ impl Executor {
             faults,
         );
         let context = Context::new(runtime.clone());
-        run::watch_built(&context);
+        watch::watch_built(&context);
         (Runner { runtime }, context, auditor)
     }
 
@@ -461,7 +472,7 @@ impl Context {
             runtime: successor.clone(),
             ip: self.ip,
         };
-        run::watch_built(&context);
+        watch::watch_built(&context);
         (Runner { runtime: successor }, context, old.auditor.clone())
     }
 

@@ -4,15 +4,9 @@
 //! power and recovers). The sweep, the shrinker and the determinism check
 //! are built on [`run_program`].
 //!
-//! # How a harness is watched
 //! A [`Harness`] builds its runtimes itself, from the [`Config`] it is
-//! given, with `Executor::init` and `Context::recover`. While the tools
-//! run it, this thread carries a *watch* (`WATCH`): every runtime built on
-//! the thread gets what the tool asked for (a recorder, a trace, the
-//! reachability points, a timeline log), and the watch keeps the latest
-//! runtime so the tool can read its recording, time and auditor state once
-//! the harness returns or panics. A harness that builds two unrelated
-//! runtimes is followed to the last one.
+//! given; [`run_program`] runs it under a thread watch (`watch.rs`), which
+//! hands the tool the last runtime it built.
 //!
 //! # Invariants
 //! * A caught run is the same run [`Runner::start`](crate::Runner::start)
@@ -21,16 +15,16 @@
 //! * A [`FailedRun`] names everything that reproduces it (seed, strategy,
 //!   and the recorded schedule when there is one), and its `Display` is the
 //!   failure line of [`failure`](super::failure).
-//! * A watch is removed when its run ends, however it ends, and an outer
-//!   watch (a harness run inside a harness) is restored.
 
 use super::{
-    failure, shrink::timeline_of, timeline::Timeline, Config, Context, Executor, Schedule, Strategy,
+    failure,
+    shrink::timeline_of,
+    timeline::Timeline,
+    watch::{self, Observe},
+    Config, Context, Executor, Schedule, Strategy,
 };
 use crate::Runner as _;
-use commonware_executor::{Recorder, Scheduler};
 use std::{
-    cell::RefCell,
     fmt,
     future::Future,
     panic::{catch_unwind, AssertUnwindSafe},
@@ -38,101 +32,6 @@ use std::{
     time::Duration,
 };
 use thiserror::Error;
-
-/// What a caught run keeps besides its result.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Observe {
-    /// Every scheduling choice, random number and fired fault, as a
-    /// [`Schedule`] (`Core::recording`).
-    pub schedule: bool,
-    /// Every audit event, as a trace (`Core::trace`).
-    pub events: bool,
-    /// The run's reachability points (`Context::collect_points`).
-    pub points: bool,
-    /// The run's timeline log (faults, messages, notes).
-    pub timeline: bool,
-    /// Whether the runtime keeps its failure line to itself (a shrinker's
-    /// thousands of candidate replays would otherwise each print one).
-    pub quiet: bool,
-}
-
-impl Observe {
-    pub const NOTHING: Self = Self {
-        schedule: false,
-        events: false,
-        points: false,
-        timeline: false,
-        quiet: false,
-    };
-    pub const SCHEDULE: Self = Self {
-        schedule: true,
-        ..Self::NOTHING
-    };
-    pub const EVENTS: Self = Self {
-        events: true,
-        ..Self::NOTHING
-    };
-    pub const POINTS: Self = Self {
-        points: true,
-        ..Self::NOTHING
-    };
-}
-
-/// The watch of the runs on this thread (see the module docs).
-struct Watch {
-    observe: Observe,
-    latest: Option<Context>,
-}
-
-thread_local! {
-    static WATCH: RefCell<Option<Watch>> = const { RefCell::new(None) };
-}
-
-/// `scheduler`, wrapped in a recorder if this thread's watch records.
-pub(super) fn watched_scheduler(scheduler: Box<dyn Scheduler>) -> Box<dyn Scheduler> {
-    let record = WATCH.with(|watch| {
-        watch
-            .borrow()
-            .as_ref()
-            .is_some_and(|watch| watch.observe.schedule)
-    });
-    if record {
-        Box::new(Recorder::new(scheduler))
-    } else {
-        scheduler
-    }
-}
-
-/// Whether this thread's watch keeps failure lines quiet.
-pub(super) fn quiet() -> bool {
-    WATCH.with(|watch| {
-        watch
-            .borrow()
-            .as_ref()
-            .is_some_and(|watch| watch.observe.quiet)
-    })
-}
-
-/// Notes a runtime built on this thread (by `init` or `recover`): it gets
-/// what the watch observes, and becomes the one the watch follows.
-pub(super) fn watch_built(context: &Context) {
-    WATCH.with(|watch| {
-        let mut watch = watch.borrow_mut();
-        let Some(watch) = watch.as_mut() else {
-            return;
-        };
-        if watch.observe.events {
-            context.core().enable_trace();
-        }
-        if watch.observe.points {
-            context.collect_points();
-        }
-        if watch.observe.timeline {
-            context.runtime.faults.start_log();
-        }
-        watch.latest = Some(context.clone());
-    });
-}
 
 /// What the tools run: a test body (`Fn(Context) -> impl Future`, run as
 /// the root task of a fresh runtime) or a [`Harness`]. Internal: the public
@@ -264,15 +163,9 @@ pub(super) fn run_program<P: Program>(
     program: &P,
 ) -> (Result<P::Output, Box<FailedRun>>, Option<Context>) {
     let (seed, strategy) = (config.seed, config.strategy.clone());
-    let outer = WATCH.with(|watch| {
-        watch.borrow_mut().replace(Watch {
-            observe,
-            latest: None,
-        })
-    });
+    let outer = watch::begin(observe);
     let result = catch_unwind(AssertUnwindSafe(|| program.run(config)));
-    let watch = WATCH.with(|watch| std::mem::replace(&mut *watch.borrow_mut(), outer));
-    let latest = watch.and_then(|watch| watch.latest);
+    let latest = watch::end(outer);
     let result = result.map_err(|payload| {
         let core = latest.as_ref().map(Context::core);
         Box::new(FailedRun {

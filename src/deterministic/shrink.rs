@@ -21,8 +21,9 @@
 //!   replay's trace, so they read the same on every machine.
 
 use super::{
-    run::{run_program, FailedRun, Harness, Observe, Program},
+    run::{run_program, FailedRun, Harness, Program},
     timeline::Timeline,
+    watch::Observe,
     Config, Context, Schedule, Strategy,
 };
 use std::{future::Future, sync::Arc};
@@ -216,7 +217,7 @@ pub(super) fn timeline_of(context: &Context, failure: Option<&FailedRun>) -> Tim
         (Some(schedule), Some(times)) => schedule
             .decisions()
             .zip(times)
-            .map(|(decision, at)| (at, decision.describe(&label)))
+            .map(|(decision, at)| (at, decision.describe(label)))
             .collect(),
         _ => Vec::new(),
     };

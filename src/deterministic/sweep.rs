@@ -17,7 +17,8 @@
 //!   run; threads only decide which seed runs where, never how.
 
 use super::{
-    run::{run_program, FailedRun, Harness, Observe, Program},
+    run::{run_program, FailedRun, Harness, Program},
+    watch::Observe,
     Config, Context, Points, Strategy,
 };
 use parking_lot::Mutex;

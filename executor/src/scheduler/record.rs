@@ -92,6 +92,10 @@ pub(super) type OwnedDecision = (u64, Vec<u64>, bool);
 /// A fault the shrinker can remove: `(name, occurrence, parameter seed)`.
 pub(super) type OwnedFault = (Arc<str>, u64, u64);
 
+/// The faults a [`Replay`] fires, by name: `(occurrence, parameter seed)`,
+/// sorted.
+type ListedFaults = BTreeMap<Arc<str>, Vec<(u64, u64)>>;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
     round: u64,
@@ -623,7 +627,7 @@ impl Scheduler for Recorder {
 pub struct Replay {
     schedule: Arc<Schedule>,
     /// The listed faults by name: `(occurrence, param)`, sorted.
-    faults: Arc<BTreeMap<Arc<str>, Vec<(u64, u64)>>>,
+    faults: Arc<ListedFaults>,
     occurrences: Occurrences,
     round: u64,
     /// Next entry to apply.
@@ -639,7 +643,7 @@ impl Replay {
     /// A scheduler that replays `schedule` from its start.
     pub fn new(schedule: impl Into<Arc<Schedule>>) -> Self {
         let schedule = schedule.into();
-        let mut faults: BTreeMap<Arc<str>, Vec<(u64, u64)>> = BTreeMap::new();
+        let mut faults = ListedFaults::new();
         for (name, occurrence, param) in &schedule.faults {
             faults
                 .entry(name.clone())
