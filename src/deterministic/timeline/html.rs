@@ -499,40 +499,66 @@ impl<'r, 'a> Canvas<'r, 'a> {
 
     fn fault(&mut self, event: &Event, name: &str, occurrence: u64) {
         let (x, y) = (self.x(event.at), self.lane_y(event.lane));
-        let hover = self.hover(&format!("fault: {name} (occurrence {occurrence})"), event);
-        let _ = write!(
-            self.svg,
-            "<g class=\"mark fault\"><title>{hover}</title>\
-             <path d=\"M{:.1},{:.1}h12l-6,10z\" fill=\"#d32f2f\" stroke=\"#7f0000\" stroke-width=\"0.8\"/>",
+        let shape = format!(
+            "<path d=\"M{:.1},{:.1}h12l-6,10z\" fill=\"#d32f2f\" stroke=\"#7f0000\" stroke-width=\"0.8\"/>",
             x - 6.0,
             y - 10.0,
         );
-        self.lane_label(event.lane, x, y - 10.0, name, Side::Above, "#d32f2f");
-        self.svg.push_str("</g>\n");
+        let what = format!("fault: {name} (occurrence {occurrence})");
+        let label = Label {
+            text: name,
+            y: y - 10.0,
+            side: Side::Above,
+            color: "#d32f2f",
+        };
+        self.marker(event, "fault", &what, &shape, label);
     }
 
     fn decision(&mut self, event: &Event, text: &str) {
         let (x, y) = (self.x(event.at), self.lane_y(event.lane));
-        let hover = self.hover(&format!("decision: {text}"), event);
-        let _ = write!(
-            self.svg,
-            "<g class=\"mark decision\"><title>{hover}</title>\
-             <path d=\"M{x:.1},{:.1}l5,5l-5,5l-5,-5z\" fill=\"#8e24aa\"/>",
-            y - 5.0,
+        let shape = format!(
+            "<path d=\"M{x:.1},{:.1}l5,5l-5,5l-5,-5z\" fill=\"#8e24aa\"/>",
+            y - 5.0
         );
-        self.lane_label(event.lane, x, y - 5.0, text, Side::Above, "#8e24aa");
-        self.svg.push_str("</g>\n");
+        let label = Label {
+            text,
+            y: y - 5.0,
+            side: Side::Above,
+            color: "#8e24aa",
+        };
+        self.marker(
+            event,
+            "decision",
+            &format!("decision: {text}"),
+            &shape,
+            label,
+        );
     }
 
     fn note(&mut self, event: &Event, text: &str) {
         let (x, y) = (self.x(event.at), self.lane_y(event.lane));
-        let hover = self.hover(&format!("note: {text}"), event);
+        let shape = format!(
+            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"#78909c\" stroke=\"#fff\" stroke-width=\"0.8\"/>"
+        );
+        let label = Label {
+            text,
+            y: y + 3.0,
+            side: Side::Below,
+            color: "#90a4ae",
+        };
+        self.marker(event, "note", &format!("note: {text}"), &shape, label);
+    }
+
+    /// One marked event: a group of its hover text (`what`), its `shape`
+    /// (SVG already placed) and its label on the lane.
+    fn marker(&mut self, event: &Event, class: &str, what: &str, shape: &str, label: Label<'_>) {
+        let hover = self.hover(what, event);
         let _ = write!(
             self.svg,
-            "<g class=\"mark note\"><title>{hover}</title>\
-             <circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"#78909c\" stroke=\"#fff\" stroke-width=\"0.8\"/>",
+            "<g class=\"mark {class}\"><title>{hover}</title>{shape}"
         );
-        self.lane_label(event.lane, x, y + 3.0, text, Side::Below, "#90a4ae");
+        let x = self.x(event.at);
+        self.lane_label(event.lane, x, label.y, label.text, label.side, label.color);
         self.svg.push_str("</g>\n");
     }
 
@@ -675,6 +701,14 @@ impl<'r, 'a> Canvas<'r, 'a> {
 fn message_opacity(drawn: usize) -> f64 {
     const FEW: f64 = 400.0;
     (0.28 * (FEW / drawn.max(1) as f64).sqrt()).clamp(0.08, 0.28)
+}
+
+/// A marker's label: its text, height, side of the lane and colour.
+struct Label<'a> {
+    text: &'a str,
+    y: f64,
+    side: Side,
+    color: &'a str,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
