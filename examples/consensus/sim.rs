@@ -371,6 +371,10 @@ pub fn run(options: &Options, config: Config) -> Report {
             break;
         };
         let at = cut.gen_range(now..options.duration);
+        context.note(format_args!(
+            "the power will go out at {:.3}s",
+            at.as_secs_f64()
+        ));
         if runner.start_until(Halt::At(at), root).is_some() {
             break;
         }

@@ -21,6 +21,11 @@
 //!   from it, never the draws of any other decision.
 //! * A probability of 0 or less (or NaN) is not a decision: nothing is
 //!   asked, counted or recorded.
+//! * A decision belongs to the runtime that makes it. One made by a
+//!   runtime after `recover()` forked it (a blob handle kept outside every
+//!   task and dropped after the recovery tears its writes then) goes to
+//!   the old runtime's scheduler, not into the run's recording: drop such
+//!   handles before recovering if the run must replay exactly.
 
 use super::Context;
 use rand_core::{RngCore, SeedableRng};

@@ -814,6 +814,44 @@ mod tests {
     }
 
     #[test]
+    fn any_text_parses_or_is_refused_and_replays_without_panicking() {
+        use rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(16);
+        let valid = "3:2.0,7:5!,9:!;ff,0*4,1;crash node 2#4=9c,b%2Cc#0=1";
+        let alphabet = b"0123456789abcdefxz:;,.!#=*% ";
+        for _ in 0..20_000 {
+            let mut text = valid.as_bytes().to_vec();
+            for _ in 0..1 + rng.next_u32() % 4 {
+                let at = rng.next_u32() as usize % (text.len() + 1);
+                match rng.next_u32() % 3 {
+                    0 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    1 => text.insert(at, alphabet[rng.next_u32() as usize % alphabet.len()]),
+                    _ => text.truncate(at),
+                }
+            }
+            let text = String::from_utf8_lossy(&text);
+            match text.parse::<Schedule>() {
+                Ok(schedule) => {
+                    assert_eq!(
+                        schedule.to_string().parse::<Schedule>(),
+                        Ok(schedule.clone())
+                    );
+                    let mut replay = Replay::new(schedule);
+                    for round in 0..12 {
+                        replay.schedule(&mut ids(&[0, 2, 5, 7]), round);
+                        replay.fault(&"crash node 2", 0.5);
+                        replay.next_u64();
+                    }
+                    let _ = replay.mismatch();
+                }
+                Err(error) => assert!(error.to_string().starts_with("at byte "), "{error}"),
+            }
+        }
+    }
+
+    #[test]
     fn runs_of_one_random_value_are_written_once() {
         let mut schedule = Schedule::new();
         for value in [5, 0, 0, 0, 0, 7, 7, 1, 1, 1] {
