@@ -431,14 +431,6 @@ fn node_ips(nodes: usize) -> Vec<IpAddr> {
         .collect()
 }
 
-/// The node an IP of [`node_ips`] belongs to.
-fn ip_node(ip: IpAddr) -> u64 {
-    match ip {
-        IpAddr::V4(v4) => u64::from(v4.octets()[3]).saturating_sub(1),
-        IpAddr::V6(_) => 0,
-    }
-}
-
 /// One cluster under test; it outlives every runtime of the run.
 struct Cluster {
     options: Options,
@@ -617,7 +609,10 @@ impl Cluster {
         state.injected.partitions += 1;
         let names = |ips: &[IpAddr]| {
             ips.iter()
-                .map(|ip| format!("{}", ip_node(*ip)))
+                .map(|ip| {
+                    let node = self.ips.iter().position(|known| known == ip);
+                    node.map_or_else(|| ip.to_string(), |id| id.to_string())
+                })
                 .collect::<Vec<_>>()
                 .join(",")
         };

@@ -82,8 +82,8 @@ pub use core::{Core, CoreConfig};
 pub use run::{CrashPoint, Failure, RunLoop};
 #[cfg(not(loom))]
 pub use scheduler::{
-    shrink_schedule, AsAny, Decision, FaultDecision, FuzzInput, Hold, ParseError, Pct, Recorder,
-    Replay, Schedule, Scheduler, Uniform, PCT_DEFAULT_STEPS,
+    shrink_schedule, AsAny, Decision, FaultDecision, FuzzInput, Hold, Occurrences, ParseError, Pct,
+    Recorder, Replay, Schedule, Scheduler, Uniform, PCT_DEFAULT_STEPS,
 };
 #[cfg(not(loom))]
 pub use task::{Canceled, JoinHandle, TaskId};

@@ -18,7 +18,6 @@
 
 use super::{
     failure,
-    shrink::timeline_of,
     timeline::Timeline,
     watch::{self, Observe},
     Config, Context, Executor, Schedule, Strategy,
@@ -348,4 +347,27 @@ fn timeline_program<P: Program>(
         None => Timeline::default(),
     };
     (result, timeline)
+}
+
+/// The timeline of a watched run (that failed with `failure`, if it did):
+/// what its log holds, its recorded scheduling decisions in words, and the
+/// failure.
+pub(super) fn timeline_of(context: &Context, failure: Option<&FailedRun>) -> Timeline {
+    let core = context.core();
+    let trace = core.trace().unwrap_or_default();
+    let label = |seq: u64| trace.label(seq).map(str::to_string);
+    let decisions: Vec<(u64, String)> = match (core.recording(), core.decision_times()) {
+        (Some(schedule), Some(times)) => schedule
+            .decisions()
+            .zip(times)
+            .map(|(decision, at)| (at, decision.describe(label)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let end = failure.map_or(core.now(), |failure| failure.time.as_nanos() as u64);
+    let failed = failure.map(|failure| (end, failure.message.clone()));
+    match context.runtime.faults.log() {
+        Some(log) => log.timeline(end, failed, &decisions),
+        None => Timeline::default(),
+    }
 }

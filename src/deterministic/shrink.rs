@@ -21,7 +21,7 @@
 //!   replay's trace, so they read the same on every machine.
 
 use super::{
-    run::{run_program, FailedRun, Harness, Program},
+    run::{run_program, timeline_of, FailedRun, Harness, Program},
     timeline::Timeline,
     watch::Observe,
     Config, Context, Schedule, Strategy,
@@ -67,9 +67,7 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
-    let message = failure.message.clone();
-    let schedule = schedule_of(config, failure, &body)?;
-    shrink_program(config, &schedule, &body, |f| f.message == message)
+    shrink_same_message(config, failure, &body)
 }
 
 /// Shrinks `schedule` of the test body `body`, keeping every candidate
@@ -99,10 +97,7 @@ pub fn shrink_harness<H, T>(config: &Config, failure: &FailedRun, harness: H) ->
 where
     H: Fn(Config) -> T,
 {
-    let message = failure.message.clone();
-    let harness = Harness(harness);
-    let schedule = schedule_of(config, failure, &harness)?;
-    shrink_program(config, &schedule, &harness, |f| f.message == message)
+    shrink_same_message(config, failure, &Harness(harness))
 }
 
 /// [`shrink_with`] for a whole harness run (see [`shrink_harness`]).
@@ -116,6 +111,17 @@ where
     H: Fn(Config) -> T,
 {
     shrink_program(config, schedule, &Harness(harness), keep)
+}
+
+/// Shrinks `failure`'s schedule (recorded if it has none), keeping its
+/// panic message.
+fn shrink_same_message<P: Program>(
+    config: &Config,
+    failure: &FailedRun,
+    program: &P,
+) -> Option<Shrunk> {
+    let schedule = schedule_of(config, failure, program)?;
+    shrink_program(config, &schedule, program, |f| f.message == failure.message)
 }
 
 /// The recorded schedule of `failure`: its own, or its seed's run once
@@ -169,7 +175,8 @@ fn shrink_program<P: Program>(
     };
     let (result, context) = replay(&shrunk, watched);
     let (failure, context) = (result.err()?, context?);
-    let recorded = canonical(context.core().recording()?);
+    let mut recorded = context.core().recording()?;
+    recorded.trim_randoms();
     let timeline = timeline_of(&context, Some(&failure));
     let trace = context.core().trace().unwrap_or_default();
     let description = recorded.describe(|seq| trace.label(seq).map(str::to_string));
@@ -184,47 +191,4 @@ fn shrink_program<P: Program>(
         failure,
         runs,
     })
-}
-
-/// `recording` without its trailing zero random numbers (a replay draws
-/// zeros past the end of the list anyway).
-fn canonical(recording: Schedule) -> Schedule {
-    let mut randoms = recording.randoms().to_vec();
-    while randoms.last() == Some(&0) {
-        randoms.pop();
-    }
-    let mut schedule = Schedule::new();
-    for decision in recording.decisions() {
-        schedule.push_round(decision.round, decision.order, decision.hold);
-    }
-    for value in randoms {
-        schedule.push_random(value);
-    }
-    for fault in recording.faults() {
-        schedule.push_fault(fault.name, fault.occurrence, fault.param);
-    }
-    schedule
-}
-
-/// The timeline of a watched run (that failed with `failure`, if it did):
-/// what its log holds, its recorded scheduling decisions in words, and the
-/// failure.
-pub(super) fn timeline_of(context: &Context, failure: Option<&FailedRun>) -> Timeline {
-    let core = context.core();
-    let trace = core.trace().unwrap_or_default();
-    let label = |seq: u64| trace.label(seq).map(str::to_string);
-    let decisions: Vec<(u64, String)> = match (core.recording(), core.decision_times()) {
-        (Some(schedule), Some(times)) => schedule
-            .decisions()
-            .zip(times)
-            .map(|(decision, at)| (at, decision.describe(label)))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let end = failure.map_or(core.now(), |failure| failure.time.as_nanos() as u64);
-    let failed = failure.map(|failure| (end, failure.message.clone()));
-    match context.runtime.faults.log() {
-        Some(log) => log.timeline(end, failed, &decisions),
-        None => Timeline::default(),
-    }
 }

@@ -35,7 +35,7 @@ mod shrink;
 pub use fuzz_input::FuzzInput;
 pub use hold::Hold;
 pub use pct::{Pct, DEFAULT_STEPS as PCT_DEFAULT_STEPS};
-pub use record::{Decision, FaultDecision, ParseError, Recorder, Replay, Schedule};
+pub use record::{Decision, FaultDecision, Occurrences, ParseError, Recorder, Replay, Schedule};
 pub use shrink::shrink_schedule;
 
 use crate::task::TaskId;

@@ -195,6 +195,14 @@ impl Schedule {
         self.randoms.push(value);
     }
 
+    /// Drops the trailing zero random numbers: a replay draws zeros past
+    /// the end of the list anyway, so the schedule means the same.
+    pub fn trim_randoms(&mut self) {
+        while self.randoms.last() == Some(&0) {
+            self.randoms.pop();
+        }
+    }
+
     /// Appends a fault that fired: the `occurrence`-th time the run asked
     /// about `name`, with parameter seed `param`.
     pub fn push_fault(&mut self, name: impl Into<Arc<str>>, occurrence: u64, param: u64) {
@@ -470,16 +478,18 @@ impl FromStr for Schedule {
 }
 
 /// How often a run has asked about each fault name so far; `ask` counts
-/// one more and returns the occurrence number. Names are formatted into a
+/// one more and returns the occurrence number (0 for the first ask), the
+/// numbering a [`Schedule`] names faults by. Names are formatted into a
 /// reused buffer, so a name seen before costs no allocation.
-#[derive(Clone, Default)]
-struct Occurrences {
+#[derive(Clone, Debug, Default)]
+pub struct Occurrences {
     asked: BTreeMap<Arc<str>, u64>,
     buffer: String,
 }
 
 impl Occurrences {
-    fn ask(&mut self, name: &dyn fmt::Display) -> (Arc<str>, u64) {
+    /// Counts an ask about `name`: the name, shared, and its occurrence.
+    pub fn ask(&mut self, name: &dyn fmt::Display) -> (Arc<str>, u64) {
         self.buffer.clear();
         let _ = write!(self.buffer, "{name}");
         if let Some((key, count)) = self.asked.get_key_value(self.buffer.as_str()) {
@@ -495,7 +505,8 @@ impl Occurrences {
         (key, 0)
     }
 
-    fn count(&self, name: &str) -> u64 {
+    /// How often `name` was asked about.
+    pub fn count(&self, name: &str) -> u64 {
         self.asked.get(name).copied().unwrap_or(0)
     }
 }

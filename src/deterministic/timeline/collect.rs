@@ -17,10 +17,11 @@
 
 use super::{Event, Failure, Timeline, What};
 use crate::deterministic::Context;
+use commonware_executor::Occurrences;
 use parking_lot::Mutex;
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fmt::{self, Write as _},
+    fmt,
     net::{IpAddr, Ipv4Addr},
     time::Duration,
 };
@@ -39,9 +40,8 @@ struct Inner {
     events: Vec<Raw>,
     /// Lane names the harness gave, by IP.
     names: BTreeMap<IpAddr, String>,
-    /// Asks per fault name so far.
-    asked: BTreeMap<String, u64>,
-    buffer: String,
+    /// Asks per fault name so far, counted as the recorder counts them.
+    asked: Occurrences,
 }
 
 struct Raw {
@@ -75,21 +75,9 @@ impl Log {
     /// if it `fired`.
     pub(crate) fn asked(&self, at: u64, lane: IpAddr, name: &dyn fmt::Display, fired: bool) {
         let mut inner = self.inner.lock();
-        let Inner { asked, buffer, .. } = &mut *inner;
-        buffer.clear();
-        let _ = write!(buffer, "{name}");
-        let occurrence = match asked.get_mut(buffer.as_str()) {
-            Some(count) => {
-                *count += 1;
-                *count - 1
-            }
-            None => {
-                asked.insert(buffer.clone(), 1);
-                0
-            }
-        };
+        let (name, occurrence) = inner.asked.ask(name);
         if fired {
-            let name = buffer.clone();
+            let name = name.to_string();
             inner.push(at, lane, RawWhat::Fault { name, occurrence });
         }
     }
@@ -156,7 +144,7 @@ impl Log {
         lanes.push(RUNTIME_LANE.to_string());
         let lane = |ip: IpAddr| {
             ips.iter()
-                .position(|&known| known == ip && !off_node(ip))
+                .position(|&known| known == ip)
                 .unwrap_or(runtime_lane)
         };
         let nanos = Duration::from_nanos;
